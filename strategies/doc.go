@@ -1,0 +1,8 @@
+// Package strategies decides what to do after an attempt: retry, back off,
+// fall back to the next rung of a ladder, restore the state file, guide the
+// user, or shut down. It also owns the ladders' argv, environment and config
+// file patches, and the guided workflow texts.
+//
+// strategies is pure: no os/exec, os/signal, logrus or go-nvml, no file
+// access, no sleeping. Time and randomness arrive as values.
+package strategies
