@@ -1,0 +1,155 @@
+package runner
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// DefaultKillWait is how long KillTree waits when given no wait.
+const DefaultKillWait = 5 * time.Second
+
+// KillTree sends SIGKILL to p's process group and to every other descendant
+// of the guard, then waits up to wait (DefaultKillWait when wait <= 0) until
+// none is left, not even as a zombie.
+//
+// Descendants are found through /proc parent links, so processes that left
+// the group (torchrun starts ranks in their own sessions) are found too, as
+// long as they are still below the guard: below p, or reparented to the
+// guard because it is PID 1 or a child subreaper (BecomeSubreaper).
+// Orphans reparented to the guard are taken to be p's. Other children the
+// guard started and that still run (Run, a second ExecLauncher child) are
+// left alone with their trees.
+//
+// It returns nil when the tree is gone, or a *SurvivorsError naming what was
+// still there when the wait ran out. It may be called after p exited and
+// more than once.
+func KillTree(p Process, wait time.Duration) error {
+	StartReaper()
+	if wait <= 0 {
+		wait = DefaultKillWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	main := p.Pid()
+	if main > 0 {
+		_ = syscall.Kill(-main, syscall.SIGKILL) // ESRCH: the group is already empty
+	}
+	for {
+		// Every process of the tree ends up reaped by the reaper: the last
+		// one to go is reaped by its parent, which is either the guard or
+		// another member still on the list. So a re-scan after each reap
+		// sees every change, and nothing needs to poll.
+		changed := procReaper.changes()
+		if len(killStrays(main)) == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			if left := killStrays(main); len(left) != 0 {
+				return &SurvivorsError{Pids: left}
+			}
+			return nil
+		}
+	}
+}
+
+// killStrays sends SIGKILL to every descendant of the guard, zombies
+// included, except other running registered children and their trees, and
+// returns their pids. It holds the reaper's fork lock for writing: no launch
+// is then between fork and registration (its fresh child would look like a
+// stray), and no child of ours is reaped, so no pid on the list can be
+// reused before the kill.
+func killStrays(main int) []int {
+	procReaper.forkMu.Lock()
+	defer procReaper.forkMu.Unlock()
+	skip := procReaper.running()
+	delete(skip, main)
+	left := descendants(listProcs(), os.Getpid(), skip)
+	for _, pid := range left {
+		_ = syscall.Kill(pid, syscall.SIGKILL) // ESRCH: already gone
+	}
+	return left
+}
+
+// Descendants returns the pids of all processes below pid (children,
+// their children, and so on, zombies included), read from /proc. It is a
+// snapshot: processes may come and go while it reads. Without /proc it
+// returns nil.
+func Descendants(pid int) []int {
+	return descendants(listProcs(), pid, nil)
+}
+
+// procInfo is what we need from /proc/<pid>/stat.
+type procInfo struct {
+	pid, ppid int
+	state     byte // R, S, D, Z, ...
+}
+
+func listProcs() []procInfo {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, err := d.Readdirnames(-1)
+	_ = d.Close() // read-only directory
+	if err != nil {
+		return nil
+	}
+	procs := make([]procInfo, 0, len(names))
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue // gone since the directory was read
+		}
+		if pi, ok := parseStat(pid, b); ok {
+			procs = append(procs, pi)
+		}
+	}
+	return procs
+}
+
+// parseStat reads "pid (comm) state ppid ...". comm may hold spaces and
+// parentheses, so the fields start after the last ')'.
+func parseStat(pid int, b []byte) (procInfo, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procInfo{}, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 2 || len(f[0]) != 1 {
+		return procInfo{}, false
+	}
+	ppid, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return procInfo{}, false
+	}
+	return procInfo{pid: pid, ppid: ppid, state: f[0][0]}, true
+}
+
+func descendants(procs []procInfo, root int, skip map[int]bool) []int {
+	kids := make(map[int][]int)
+	for _, p := range procs {
+		kids[p.ppid] = append(kids[p.ppid], p.pid)
+	}
+	var out []int
+	queue := slices.Clone(kids[root])
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if skip[pid] || pid == root {
+			continue
+		}
+		out = append(out, pid)
+		queue = append(queue, kids[pid]...)
+	}
+	return out
+}
