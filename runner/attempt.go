@@ -1,0 +1,371 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/wan22-guard/wan22-guard/classify"
+	"github.com/wan22-guard/wan22-guard/configs"
+	"github.com/wan22-guard/wan22-guard/journal"
+	"github.com/wan22-guard/wan22-guard/strategies"
+	"github.com/wan22-guard/wan22-guard/wan"
+)
+
+// scanSink feeds the classifier from the pump's scanner goroutine and tells
+// the Supervisor when the phase changes.
+type scanSink struct {
+	mu      sync.Mutex
+	sc      *classify.Scanner
+	phase   classify.Phase
+	changed chan classify.Phase // size 1, latest phase wins
+	seed    int64               // base_seed read from "Generation job args", -1 until seen
+}
+
+var seedRE = regexp.MustCompile(`base_seed=(-?\d+)`)
+
+func newScanSink(r *classify.Rules) *scanSink {
+	return &scanSink{sc: classify.NewScanner(r), phase: classify.PhaseStart, changed: make(chan classify.Phase, 1), seed: -1}
+}
+
+func (k *scanSink) Line(_ Stream, line []byte) {
+	k.mu.Lock()
+	k.sc.Line(line)
+	p := k.sc.Phase()
+	if k.seed < 0 && len(line) > 20 && containsJobArgs(line) {
+		if m := seedRE.FindSubmatch(line); m != nil {
+			if v, err := strconv.ParseInt(string(m[1]), 10, 64); err == nil && v >= 0 {
+				k.seed = v
+			}
+		}
+	}
+	changed := p != k.phase
+	k.phase = p
+	k.mu.Unlock()
+	if changed {
+		select {
+		case <-k.changed:
+		default:
+		}
+		k.changed <- p
+	}
+}
+
+func containsJobArgs(line []byte) bool {
+	const marker = "Generation job args"
+	for i := 0; i+len(marker) <= len(line); i++ {
+		if line[i] == 'G' && string(line[i:i+len(marker)]) == marker {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *scanSink) verdict(o classify.Outcome) classify.Result {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.sc.Verdict(o)
+}
+
+func (k *scanSink) seenSeed() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.seed
+}
+
+// attempt runs one launch of the child and returns its record, outcome,
+// verdict, and the stop signal if the guard was told to stop.
+func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Config, n int, argv []string, patch strategies.Patch, st strategies.RunState) (journal.Record, classify.Outcome, classify.Result, os.Signal) {
+	log := s.Log.WithFields(logrus.Fields{"component": "runner", "attempt": n})
+	rt := cfg.Runtime
+	sink := newScanSink(cfg.Compiled)
+	env := patch.Env
+	if env == nil {
+		env = o.Env
+	}
+	restoreFiles, ferr := applyFiles(patch.Files)
+	defer restoreFiles()
+	if ferr != nil {
+		s.statusf(o, "cannot apply config file change: %v", ferr)
+	}
+	if s.Observer != nil {
+		s.Observer.AttemptStarted(n, argv)
+	}
+	s.setState(Running)
+	start := s.Clock.Now()
+	p, err := s.Launcher.Launch(ctx, Spec{
+		Path: argv[0], Args: argv, Env: env, Dir: o.Dir,
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+		Sink: sink, TailLines: rt.TailLines, MaxLine: rt.MaxLine,
+	})
+	if err != nil {
+		ex := Exit{Code: 127, StartErr: err}
+		return s.finish(o, cfg, n, argv, patch, st, start, nil, ex, sink, classify.WatchdogNone, false, nil, nil)
+	}
+	log.WithField("pid", p.Pid()).Debug("child started")
+	var token any
+	if s.Facts != nil && p.Pid() > 0 {
+		token = s.Facts.Before(ctx, p.Pid())
+	}
+
+	grace := o.Grace
+	if grace <= 0 {
+		grace = rt.Grace.D()
+	}
+	noOut := rt.NoOutputTimeout.D()
+	if o.NoOutputTimeout != nil {
+		noOut = *o.NoOutputTimeout
+	}
+	phaseTimeout := func(ph classify.Phase) time.Duration {
+		if d, ok := o.PhaseTimeouts[string(ph)]; ok {
+			return d
+		}
+		return rt.PhaseTimeouts[string(ph)].D()
+	}
+
+	var (
+		noOutC   <-chan time.Time
+		phaseC   <-chan time.Time
+		killC    <-chan time.Time
+		watchdog classify.Watchdog
+		stopSig  os.Signal
+		curPhase = classify.PhaseStart
+	)
+	if noOut > 0 {
+		noOutC = s.Clock.After(noOut)
+	}
+	if d := phaseTimeout(curPhase); d > 0 {
+		phaseC = s.Clock.After(d)
+	}
+	terminate := func() {
+		_ = p.Signal(syscall.SIGTERM)
+		if grace > 0 {
+			killC = s.Clock.After(grace)
+		} else {
+			_ = p.Signal(syscall.SIGKILL)
+		}
+	}
+	done := p.Done()
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case ph := <-sink.changed:
+			curPhase = ph
+			phaseC = nil
+			if d := phaseTimeout(ph); d > 0 && watchdog == classify.WatchdogNone {
+				phaseC = s.Clock.After(d)
+			}
+		case <-phaseC:
+			phaseC = nil
+			if watchdog == classify.WatchdogNone && stopSig == nil {
+				watchdog = classify.WatchdogPhase
+				s.statusf(o, "phase %s outlived its timeout of %s; stopping the child", curPhase, phaseTimeout(curPhase))
+				terminate()
+			}
+		case <-noOutC:
+			noOutC = nil
+			since := s.Clock.Now().Sub(p.LastOutput())
+			if since < noOut {
+				noOutC = s.Clock.After(noOut - since)
+				continue
+			}
+			if watchdog == classify.WatchdogNone && stopSig == nil {
+				watchdog = classify.WatchdogNoOutput
+				s.statusf(o, "no output for %s; stopping the child", roundDur(since))
+				terminate()
+			}
+		case <-killC:
+			killC = nil
+			_ = p.Signal(syscall.SIGKILL)
+		case sig := <-s.Signals:
+			if isStop(sig) {
+				if stopSig != nil {
+					_ = p.Signal(syscall.SIGKILL)
+					continue
+				}
+				stopSig = sig
+				s.setState(Stopping)
+				_ = p.Signal(sig)
+				if grace > 0 {
+					killC = s.Clock.After(grace)
+				}
+				continue
+			}
+			_ = p.Signal(sig)
+		case <-ctx.Done():
+			if stopSig == nil {
+				stopSig = syscall.SIGTERM
+				s.setState(Stopping)
+				terminate()
+			}
+		}
+	}
+	ex := p.Wait()
+	_ = KillTree(p, grace)
+	return s.finish(o, cfg, n, argv, patch, st, start, p, ex, sink, watchdog, stopSig != nil, stopSig, token)
+}
+
+func (s *Supervisor) finish(o *Options, cfg *configs.Config, n int, argv []string, patch strategies.Patch, st strategies.RunState, start time.Time, p Process, ex Exit, sink *scanSink, wd classify.Watchdog, interrupted bool, stopSig os.Signal, token any) (journal.Record, classify.Outcome, classify.Result, os.Signal) {
+	end := s.Clock.Now()
+	out := classify.Outcome{
+		ExitCode:    ex.Code,
+		Uptime:      ex.Uptime,
+		Watchdog:    wd,
+		Interrupted: interrupted,
+	}
+	if ex.Uptime == 0 {
+		out.Uptime = end.Sub(start)
+	}
+	if ex.Signal != nil {
+		out.Signal = SignalName(ex.Signal)
+	}
+	if ex.StartErr != nil {
+		out.StartErr = ex.StartErr.Error()
+		s.statusf(o, "%s", ex.StartErr)
+	}
+	var outBytes int64 = -1
+	if ex.Code == 0 && ex.StartErr == nil && st.SaveFile != "" {
+		fi, err := os.Stat(st.SaveFile)
+		if err != nil || fi.Size() == 0 {
+			out.OutputMissing = true
+		} else {
+			outBytes = fi.Size()
+		}
+	}
+	rec := journal.Record{
+		RunID:      o.RunID,
+		Attempt:    n,
+		Argv:       journal.RedactArgv(argv),
+		EnvChanges: journal.RedactEnv(envChanges(patch)),
+		Start:      start,
+		End:        end,
+		DurationMS: out.Uptime.Milliseconds(),
+		ExitCode:   ex.Code,
+		Signal:     out.Signal,
+		StartError: out.StartErr,
+		Watchdog:   string(wd),
+		SaveFile:   st.SaveFile,
+	}
+	if outBytes >= 0 {
+		rec.OutputBytes = outBytes
+	}
+	cmd := wan.Parse(argv)
+	rec.Task, rec.Size, rec.FrameNum = cmd.Task, cmd.Size, cmd.FrameNum
+	if p != nil {
+		tail := p.Tail()
+		for i := range tail {
+			tail[i] = journal.RedactLine(tail[i])
+		}
+		rec.Tail = tail
+		if d, ok := p.(interface{ Dropped() int64 }); ok {
+			rec.DroppedChunks = d.Dropped()
+		}
+	}
+	if s.Facts != nil && token != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.Facts.After(ctx, token, &rec)
+		out.OOMKills = rec.OOMKills
+		if ev := s.Facts.Release(ctx, token); ev != "" {
+			out.GPUNotReleased = ev
+		}
+		cancel()
+	}
+	if seed := sink.seenSeed(); seed >= 0 && o.PinSeed {
+		rec.SeedSeen = seed
+	}
+	verdict := sink.verdict(out)
+	fillVerdict(&rec, verdict)
+	return rec, out, verdict, stopSig
+}
+
+// reverdict classifies again after the Supervisor learned more (the state
+// file failed validation after the attempt).
+func (s *Supervisor) reverdict(rec journal.Record, o classify.Outcome, v classify.Result) classify.Result {
+	if v.Class == classify.ClassUnknown || v.Class == classify.ClassSuccess {
+		v.Class = classify.ClassStateCorrupt
+		v.Rule = "state_file_invalid"
+		v.Evidence = "state file failed validation after the attempt"
+	}
+	_ = rec
+	_ = o
+	return v
+}
+
+func fillVerdict(rec *journal.Record, v classify.Result) {
+	rec.Class = string(v.Class)
+	rec.Rule = v.Rule
+	rec.Evidence = journal.RedactLine(v.Evidence)
+	rec.Line = v.Line
+	rec.Phase = string(v.Phase)
+	rec.Progress = journal.Progress{Step: v.Progress.Step, Total: v.Progress.Total}
+	if v.RootCause != nil {
+		rec.RootCause = &journal.RootCause{Rank: v.RootCause.Rank, ExitCode: v.RootCause.ExitCode, Error: v.RootCause.Error}
+	}
+}
+
+func fillDecision(rec *journal.Record, d strategies.Decision) {
+	rec.Action = string(d.Action)
+	rec.DelayMS = d.Delay.Milliseconds()
+	rec.Reason = string(d.Reason)
+	rec.Message = d.Message
+	rec.Ladder = d.Ladder
+	rec.Rung = d.Rung
+	rec.RungName = d.RungName
+	rec.Trades = d.Trades
+}
+
+func envChanges(p strategies.Patch) map[string]string {
+	m := map[string]string{}
+	for _, c := range p.Changes {
+		if c.Kind == "env" {
+			m[c.What] = c.To
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// applyFiles applies a rung's config file patches and returns a function
+// that puts the user's originals back.
+func applyFiles(files []strategies.FilePatch) (func(), error) {
+	var undo []func()
+	restore := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	for _, f := range files {
+		orig, err := os.ReadFile(f.Path)
+		if err != nil {
+			return restore, fmt.Errorf("read %s: %w", f.Path, err)
+		}
+		fi, _ := os.Stat(f.Path)
+		mode := os.FileMode(0o644)
+		if fi != nil {
+			mode = fi.Mode().Perm()
+		}
+		next, err := strategies.ApplyFilePatch(f, orig, readFileFn)
+		if err != nil {
+			return restore, err
+		}
+		if err := writeAtomic(f.Path, next, mode); err != nil {
+			return restore, err
+		}
+		path := f.Path
+		undo = append(undo, func() { _ = writeAtomic(path, orig, mode) })
+	}
+	return restore, nil
+}
+
+func readFileFn(path string) ([]byte, error) { return os.ReadFile(path) }

@@ -1,0 +1,87 @@
+package runner
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/wan22-guard/wan22-guard/journal"
+	"github.com/wan22-guard/wan22-guard/statefile"
+	"github.com/wan22-guard/wan22-guard/strategies"
+	"github.com/wan22-guard/wan22-guard/wan"
+)
+
+// RunFileVersion is the version of run.json this guard writes.
+const RunFileVersion = 1
+
+// RunFile is the guard's own progress, saved atomically after every attempt
+// in <run-dir>/run.json so a restarted guard continues where it stopped.
+type RunFile struct {
+	Version     int                 `json:"version"`
+	RunID       string              `json:"run_id"`
+	Command     []string            `json:"command"`
+	CommandHash string              `json:"command_hash"`
+	Started     time.Time           `json:"started"`
+	Updated     time.Time           `json:"updated"`
+	State       strategies.RunState `json:"state"`
+	Last        *journal.Record     `json:"last,omitempty"`
+	Done        bool                `json:"done,omitempty"`
+}
+
+// CommandHash identifies a command line for resuming.
+func CommandHash(argv []string) string {
+	h := sha256.Sum256([]byte(strings.Join(argv, "\x00")))
+	return hex.EncodeToString(h[:8])
+}
+
+// LoadRunFile reads run.json.
+func LoadRunFile(path string) (RunFile, error) {
+	var rf RunFile
+	err := statefile.LoadJSON(path, &rf)
+	return rf, err
+}
+
+// loadRun returns the run to continue: run.json when it belongs to this
+// command (or Resume is set) and did not finish, else a fresh one.
+func loadRun(o Options, cmd wan.Command, log *logrus.Entry) RunFile {
+	fresh := RunFile{Version: RunFileVersion, RunID: o.RunID, Command: journal.RedactArgv(o.Argv), CommandHash: CommandHash(o.Argv)}
+	if o.RunFile == "" {
+		return fresh
+	}
+	rf, err := LoadRunFile(o.RunFile)
+	switch {
+	case errors.Is(err, statefile.ErrNoState):
+		return fresh
+	case err != nil:
+		log.WithError(err).Warn("run.json unreadable; starting a new run")
+		return fresh
+	}
+	if rf.Done || rf.Version != RunFileVersion {
+		return fresh
+	}
+	if rf.CommandHash != fresh.CommandHash && !o.Resume {
+		return fresh
+	}
+	log.WithFields(logrus.Fields{"run_id": rf.RunID, "attempt": rf.State.Attempts}).Info("resuming run")
+	rf.Command = fresh.Command
+	return rf
+}
+
+func saveRun(o Options, rf RunFile, log *logrus.Entry) {
+	if o.RunFile == "" {
+		return
+	}
+	rf.Updated = time.Now().UTC()
+	if err := statefile.SaveJSON(o.RunFile, rf); err != nil {
+		log.WithError(err).Warn("cannot save run.json")
+	}
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	return statefile.WriteFileAtomic(path, data, mode)
+}
