@@ -228,14 +228,14 @@ func doRun(c *cli.Context, ios *ioSet) error {
 			opts.StartRung = facts.preflight(cfg)
 		}
 	}
-	obs, stopObs, err := newObservers(c, ios, status, log)
+	obs, stopObs, err := newObservers(c, status)
 	if err != nil {
 		return err
 	}
-	defer stopObs()
 	sup.Observer = obs
 
 	res, runErr := sup.Run(c.Context, opts)
+	stopObs(runErr == nil)
 	code := exitCode(mode, res, runErr)
 	writeReports(c, ios, runID, res, runErr, code, log)
 	if runErr != nil {

@@ -26,17 +26,17 @@ import (
 	"github.com/wan22-guard/wan22-guard/wan"
 )
 
-func newObservers(c *cli.Context, ios *ioSet, status *statusWriter, _ any) (runner.Observer, func(), error) {
+func newObservers(c *cli.Context, status *statusWriter) (runner.Observer, func(ok bool), error) {
 	so := &statusObserver{st: status}
 	obs := multiObserver{so}
-	stop := so.stop
+	stop := func(bool) { so.stop() }
 	if addr := c.String("listen"); addr != "" {
 		m, stopM, err := startMetrics(c.Context, addr)
 		if err != nil {
-			return nil, func() {}, exitf(ExitUsage, "--listen %s: %v", addr, err)
+			return nil, nil, exitf(ExitUsage, "--listen: %v", err)
 		}
 		obs = append(obs, m)
-		stop = func() { so.stop(); stopM() }
+		stop = func(ok bool) { so.stop(); stopM(ok) }
 	}
 	return obs, stop, nil
 }
@@ -361,9 +361,7 @@ func workflowCommand(ios *ioSet) *cli.Command {
 				if !ok {
 					return exitf(ExitUsage, "workflow suggest: no attempts recorded in %s", c.String("run-dir"))
 				}
-				name := rec.Action
-				pol := cfg.Classes[classify.Class(rec.Class)]
-				name = pol.Workflow
+				name := cfg.Classes[classify.Class(rec.Class)].Workflow
 				v := classify.Result{Class: classify.Class(rec.Class), Evidence: rec.Evidence, Phase: classify.Phase(rec.Phase)}
 				for _, w := range cfg.Workflows {
 					for _, pat := range w.Evidence {

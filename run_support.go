@@ -119,7 +119,6 @@ type factsToken struct {
 	hostPre  gpu.HostFacts
 	sampler  *gpu.Sampler
 	cancel   context.CancelFunc
-	pids     []int
 }
 
 func newFactsAdapter(c *cli.Context, cfg *configs.Config, runDir string, log *logrus.Entry) *factsAdapter {
@@ -304,7 +303,6 @@ type statusObserver struct {
 	st     *statusWriter
 	mu     sync.Mutex
 	last   journal.Record
-	max    int
 	cancel context.CancelFunc
 }
 
