@@ -29,7 +29,7 @@ deps:
 golden:
 	$(GO) test ./classify -run Golden -update
 
-check: fmt vet deps test
+check: fmt vet lint deps test
 
 bench: build
 	./bench/run.sh
