@@ -91,6 +91,10 @@ type Outcome struct {
 	Uptime time.Duration `json:"uptime"`
 	// Watchdog names the watchdog that killed the child, if one did.
 	Watchdog Watchdog `json:"watchdog,omitempty"`
+	// Phase is the phase the child was in when the attempt ended, as the
+	// runner saw it (the phase a phase watchdog judged); "" means the
+	// scanner's own phase at the end.
+	Phase Phase `json:"phase,omitempty"`
 	// Interrupted is true when the guard itself was asked to stop.
 	Interrupted bool `json:"interrupted,omitempty"`
 	// OOMKills is how much the cgroup's oom_kill counter rose during the attempt.

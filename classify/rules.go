@@ -1,0 +1,332 @@
+package classify
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+)
+
+// RuleSpec is one rule as written in YAML. A rule matches an attempt when all
+// of its given conditions hold: a line matched Pattern (in one of Phases, if
+// given), the exit code is in ExitCodes, the signal is in Signals.
+type RuleSpec struct {
+	// Name identifies the rule in results and logs: lowercase, digits and '_'.
+	Name string `yaml:"name"`
+	// Class is the failure class the rule reports; any valid class but success.
+	Class Class `yaml:"class"`
+	// Pattern is an RE2 regexp matched against each cleaned line: ANSI escapes,
+	// torchrun rank prefixes, timestamps and log levels removed, blanks trimmed.
+	Pattern string `yaml:"pattern,omitempty"`
+	// Literals wake the rule: a line is tried against Pattern only when it
+	// contains one of them (ASCII case ignored). Every line Pattern matches must
+	// contain one. When empty they are derived from Pattern; a pattern with no
+	// derivable literal of at least 3 bytes and none given fails to compile.
+	Literals []string `yaml:"literals,omitempty"`
+	// ExitCodes, when given, must contain the exit code (128+N for signal N).
+	ExitCodes []int `yaml:"exit_codes,omitempty"`
+	// Signals, when given, must contain the name of the signal that killed the child ("SIGKILL").
+	Signals []string `yaml:"signals,omitempty"`
+	// Phases, when given, limits Pattern to lines seen in these phases; for a
+	// rule without Pattern, the phase at the end of the attempt must be one.
+	Phases []Phase `yaml:"phases,omitempty"`
+	// Priority is the rule's specificity: when several rules match, the highest
+	// wins, then the one whose evidence came first.
+	Priority int `yaml:"priority,omitempty"`
+	// Fatal makes a match a failure even when the child exits 0.
+	Fatal bool `yaml:"fatal,omitempty"`
+	// Remedy is one line for a person: what to do about it.
+	Remedy string `yaml:"remedy,omitempty"`
+}
+
+// PhaseSpec moves the scanner into phase Name when a cleaned line matches
+// Pattern. When several phase patterns match one line, the first listed wins.
+type PhaseSpec struct {
+	Name     Phase    `yaml:"name"`
+	Pattern  string   `yaml:"pattern"`
+	Literals []string `yaml:"literals,omitempty"` // as in RuleSpec
+}
+
+// Names of the built-in rules. Verdict reports them in Result.Rule for
+// verdicts that come from the Outcome rather than from a rule; Rules.Rule
+// describes them too. Configs may not reuse these names.
+const (
+	RuleInterrupted        = "guard_interrupted"
+	RuleWatchdogQuantize   = "watchdog_quantize"
+	RuleWatchdogStall      = "watchdog_stall"
+	RuleStateInvalid       = "state_invalid"
+	RuleCgroupOOMKill      = "cgroup_oom_kill"
+	RuleSIGKILLNoTraceback = "sigkill_no_traceback"
+	RuleOutputMissing      = "output_missing"
+)
+
+// statePriority is the priority of RuleStateInvalid: rules above it explain a
+// broken state file better than the file itself (a full disk, a dead GPU).
+const statePriority = 85
+
+var builtinRules = []RuleSpec{
+	{Name: RuleInterrupted, Class: ClassInterrupted,
+		Remedy: "the guard was asked to stop; nothing to fix"},
+	{Name: RuleWatchdogQuantize, Class: ClassQuantizationTimeout,
+		Remedy: "quantizing while loading took too long: use a pre-quantized checkpoint, or turn on-the-fly quantization off and offload instead"},
+	{Name: RuleWatchdogStall, Class: ClassStall,
+		Remedy: "the child printed nothing and made no progress for too long: check GPU utilisation and swap, or raise the timeout for this phase"},
+	{Name: RuleStateInvalid, Class: ClassStateCorrupt, Priority: statePriority,
+		Remedy: "the state file failed validation: restore the last good snapshot"},
+	{Name: RuleCgroupOOMKill, Class: ClassHostOOM,
+		Remedy: "the kernel OOM killer ended the child: lower host RAM use (fewer processes, no --t5_cpu) or raise the memory limit"},
+	{Name: RuleSIGKILLNoTraceback, Class: ClassHostOOM,
+		Remedy: "killed by SIGKILL without a traceback, most likely out of host RAM: check dmesg, lower host RAM use or add swap"},
+	{Name: RuleOutputMissing, Class: ClassSaveFailed,
+		Remedy: "exited 0 but the output file is missing or empty: check the output directory, disk space and ffmpeg"},
+}
+
+var builtinPhases = []Phase{PhaseStart, PhaseLoad, PhaseQuantize, PhaseT5, PhaseDenoise, PhaseDecode, PhaseSave, PhaseDone}
+
+var signalNames = []string{
+	"SIGABRT", "SIGALRM", "SIGBUS", "SIGCHLD", "SIGCONT", "SIGFPE", "SIGHUP", "SIGILL",
+	"SIGINT", "SIGIO", "SIGKILL", "SIGPIPE", "SIGPROF", "SIGPWR", "SIGQUIT", "SIGSEGV",
+	"SIGSTKFLT", "SIGSTOP", "SIGSYS", "SIGTERM", "SIGTRAP", "SIGTSTP", "SIGTTIN", "SIGTTOU",
+	"SIGURG", "SIGUSR1", "SIGUSR2", "SIGVTALRM", "SIGWINCH", "SIGXCPU", "SIGXFSZ",
+}
+
+// Rules is a compiled, immutable rule set, safe for concurrent use. Scanners
+// made from it share it.
+type Rules struct {
+	rules  []rule
+	phases []phaseRule
+	byName map[string]int
+	ac     *automaton
+	// Target ids reported by the prefilter: rules first, then phases, then
+	// the scanner's own markers.
+	phaseBase, markBase int32
+}
+
+type rule struct {
+	spec   RuleSpec
+	re     *regexp.Regexp // nil without Pattern
+	phases []Phase        // nil means any
+}
+
+type phaseRule struct {
+	name Phase
+	re   *regexp.Regexp
+}
+
+// Markers the scanner itself looks for, found by the same prefilter pass.
+const (
+	markProgress  = iota // tqdm "NN%|"
+	markTraceback        // "Traceback (most recent call last)"
+	markRootCause        // torchrun "Root Cause (first observed failure)"
+	numMarks
+)
+
+var markLiterals = [numMarks]string{
+	markProgress:  "%|",
+	markTraceback: "traceback (most recent call last)",
+	markRootCause: "root cause (first observed failure)",
+}
+
+// Compile checks and compiles rules and phases. Every problem is reported as a
+// *RuleError naming the entry and field; the first one found is returned.
+func Compile(rules []RuleSpec, phases []PhaseSpec) (*Rules, error) {
+	r := &Rules{byName: make(map[string]int, len(rules))}
+	known := slices.Clone(builtinPhases)
+	lits := map[string][]int32{}
+	addLits := func(ls []string, target int32) {
+		for _, l := range ls {
+			l = lowerASCII(l)
+			lits[l] = append(lits[l], target)
+		}
+	}
+
+	type pending struct {
+		lits   []string
+		target int32
+	}
+	var phaseLits []pending
+	for i, ps := range phases {
+		fail := func(field string, err error) error {
+			return &RuleError{Index: i, Phase: true, Field: field, Err: err}
+		}
+		if !validName(string(ps.Name)) {
+			return nil, fail("name", ErrBadName)
+		}
+		if ps.Pattern == "" {
+			return nil, fail("pattern", ErrNoPattern)
+		}
+		re, ls, field, err := compilePattern(ps.Pattern, ps.Literals)
+		if err != nil {
+			return nil, fail(field, err)
+		}
+		r.phases = append(r.phases, phaseRule{name: ps.Name, re: re})
+		phaseLits = append(phaseLits, pending{ls, int32(i)})
+		if !slices.Contains(known, ps.Name) {
+			known = append(known, ps.Name)
+		}
+	}
+
+	r.phaseBase = int32(len(rules))
+	r.markBase = r.phaseBase + int32(len(phases))
+	for i, rs := range rules {
+		fail := func(field string, err error) error {
+			return &RuleError{Index: i, Field: field, Err: err}
+		}
+		switch {
+		case !validName(rs.Name):
+			return nil, fail("name", ErrBadName)
+		case isBuiltin(rs.Name):
+			return nil, fail("name", ErrReservedName)
+		}
+		if _, dup := r.byName[rs.Name]; dup {
+			return nil, fail("name", ErrDuplicateName)
+		}
+		if !rs.Class.Valid() || rs.Class == ClassSuccess {
+			return nil, fail("class", ErrUnknownClass)
+		}
+		if rs.Pattern == "" && len(rs.ExitCodes) == 0 && len(rs.Signals) == 0 {
+			return nil, fail("", ErrNoCondition)
+		}
+		for _, c := range rs.ExitCodes {
+			if c < 0 || c > 255 {
+				return nil, fail("exit_codes", ErrBadExitCode)
+			}
+		}
+		for _, s := range rs.Signals {
+			if !slices.Contains(signalNames, s) {
+				return nil, fail("signals", ErrUnknownSignal)
+			}
+		}
+		for _, p := range rs.Phases {
+			if !slices.Contains(known, p) {
+				return nil, fail("phases", ErrUnknownPhase)
+			}
+		}
+		if strings.ContainsAny(rs.Remedy, "\r\n") {
+			return nil, fail("remedy", ErrMultiLine)
+		}
+		c := rule{spec: cloneSpec(rs), phases: phaseSet(rs.Phases)}
+		if rs.Pattern != "" {
+			re, ls, field, err := compilePattern(rs.Pattern, rs.Literals)
+			if err != nil {
+				return nil, fail(field, err)
+			}
+			c.re = re
+			addLits(ls, int32(i))
+		} else if len(rs.Literals) > 0 {
+			return nil, fail("literals", ErrNoPattern)
+		}
+		r.byName[rs.Name] = i
+		r.rules = append(r.rules, c)
+	}
+	for _, p := range phaseLits {
+		addLits(p.lits, r.phaseBase+p.target)
+	}
+	for m, l := range markLiterals {
+		addLits([]string{l}, r.markBase+int32(m))
+	}
+
+	keys := make([]string, 0, len(lits))
+	for l := range lits {
+		keys = append(keys, l)
+	}
+	slices.Sort(keys)
+	targets := make([][]int32, len(keys))
+	for i, k := range keys {
+		targets[i] = lits[k]
+	}
+	ac, bad, err := buildAutomaton(keys, targets)
+	if err != nil {
+		t := targets[bad][0]
+		if t >= r.markBase {
+			t = max(r.phaseBase-1, 0)
+		}
+		if t >= r.phaseBase {
+			return nil, &RuleError{Index: int(t - r.phaseBase), Phase: true, Field: "literals", Err: err}
+		}
+		return nil, &RuleError{Index: int(t), Field: "literals", Err: err}
+	}
+	r.ac = ac
+	return r, nil
+}
+
+// compilePattern compiles pattern and returns the literals that wake it:
+// given ones, or ones derived from the pattern.
+func compilePattern(pattern string, given []string) (*regexp.Regexp, []string, string, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, nil, "pattern", err
+	}
+	if len(given) > 0 {
+		for _, l := range given {
+			if l == "" {
+				return nil, nil, "literals", ErrEmptyLiteral
+			}
+		}
+		return re, given, "", nil
+	}
+	tree, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, nil, "pattern", err
+	}
+	lits := deriveLiterals(tree)
+	if lits == nil {
+		return nil, nil, "pattern", ErrNoLiteral
+	}
+	return re, lits, "", nil
+}
+
+func validName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z') && !isDigit(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func isBuiltin(name string) bool {
+	for _, b := range builtinRules {
+		if b.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func cloneSpec(s RuleSpec) RuleSpec {
+	s.Literals = slices.Clone(s.Literals)
+	s.ExitCodes = slices.Clone(s.ExitCodes)
+	s.Signals = slices.Clone(s.Signals)
+	s.Phases = slices.Clone(s.Phases)
+	return s
+}
+
+// phaseSet returns nil for an empty list, so that "no phases" means any phase.
+func phaseSet(ps []Phase) []Phase {
+	if len(ps) == 0 {
+		return nil
+	}
+	return slices.Clone(ps)
+}
+
+// Rule returns the rule called name as it was given to Compile, or the
+// description of a built-in rule (RuleCgroupOOMKill and the others).
+func (r *Rules) Rule(name string) (RuleSpec, bool) {
+	if i, ok := r.byName[name]; ok {
+		return cloneSpec(r.rules[i].spec), true
+	}
+	for _, b := range builtinRules {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return RuleSpec{}, false
+}
+
+// Len returns the number of rules, not counting the built-in ones.
+func (r *Rules) Len() int { return len(r.rules) }
