@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -153,6 +154,7 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 		}
 	}
 	done := p.Done()
+	ctxDone := ctx.Done()
 loop:
 	for {
 		select {
@@ -201,7 +203,8 @@ loop:
 				continue
 			}
 			_ = p.Signal(sig)
-		case <-ctx.Done():
+		case <-ctxDone:
+			ctxDone = nil // stays ready once done; do not spin on it while the child stops
 			if stopSig == nil {
 				stopSig = syscall.SIGTERM
 				s.setState(Stopping)
@@ -210,7 +213,10 @@ loop:
 		}
 	}
 	ex := p.Wait()
-	_ = KillTree(p, grace)
+	if ep, ok := p.(*ExecProcess); ok {
+		// Only an OS child has a process group and descendants to kill.
+		_ = KillTree(ep, grace)
+	}
 	return s.finish(o, cfg, n, argv, patch, st, start, p, ex, sink, watchdog, stopSig != nil, stopSig, token)
 }
 
@@ -234,7 +240,11 @@ func (s *Supervisor) finish(o *Options, cfg *configs.Config, n int, argv []strin
 	}
 	var outBytes int64 = -1
 	if ex.Code == 0 && ex.StartErr == nil && st.SaveFile != "" {
-		fi, err := os.Stat(st.SaveFile)
+		path := st.SaveFile
+		if !filepath.IsAbs(path) && o.Dir != "" {
+			path = filepath.Join(o.Dir, path) // the child wrote it from its own working directory
+		}
+		fi, err := os.Stat(path)
 		if err != nil || fi.Size() == 0 {
 			out.OutputMissing = true
 		} else {
@@ -318,7 +328,9 @@ func fillDecision(rec *journal.Record, d strategies.Decision) {
 	rec.Reason = string(d.Reason)
 	rec.Message = d.Message
 	rec.Ladder = d.Ladder
-	rec.Rung = d.Rung
+	if d.Rung >= 0 {
+		rec.Rung = d.Rung + 1 // the record's rungs count from 1; 0 is none
+	}
 	rec.RungName = d.RungName
 	rec.Trades = d.Trades
 }

@@ -225,7 +225,7 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 	} else {
 		run.Started = started
 	}
-	if run.State.Rungs == nil {
+	if run.State.Version == 0 { // not resumed from run.json
 		run.State = strategies.NewRunState()
 		if o.StartRung != nil {
 			if lad, rung, why := o.StartRung(cmd); lad != "" {
@@ -296,6 +296,8 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 		if stateInvalid && !outcome.StateInvalid {
 			outcome.StateInvalid = true
 			verdict = s.reverdict(rec, outcome, verdict)
+			fillVerdict(&rec, verdict)
+			res.Last, res.Verdict = outcome, verdict
 		}
 
 		now := s.Clock.Now()
@@ -330,6 +332,7 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 			s.Observer.AttemptEnded(rec)
 		}
 		run.Last = &rec
+		run.Done = dec.Action == strategies.ActionNone
 		saveRun(o, run, log)
 		s.summary(&o, rec, pol.MaxAttempts, dec)
 
@@ -409,7 +412,7 @@ func isStop(sig os.Signal) bool {
 
 func (s *Supervisor) policy(cfg *configs.Config, o *Options) strategies.Policy {
 	rt := cfg.Runtime
-	pol := strategies.PolicyFrom(cfg.Classes, cfg.Ladders)
+	pol := strategies.PolicyFrom(cfg.Classes, cfg.Ladders, cfg.Workflows...)
 	pol.MaxAttempts = rt.MaxAttempts
 	pol.Deadline = rt.Deadline.D()
 	pol.StableAfter = rt.StableAfter.D()
