@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	mathrand "math/rand/v2"
 	"os"
 	"os/signal"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -236,6 +238,9 @@ func doRun(c *cli.Context, ios *ioSet) error {
 
 	res, runErr := sup.Run(c.Context, opts)
 	stopObs(runErr == nil)
+	if status.tty {
+		printSummaryTable(status, res)
+	}
 	code := exitCode(mode, res, runErr)
 	writeReports(c, ios, runID, res, runErr, code, log)
 	if runErr != nil {
@@ -297,4 +302,21 @@ func contractCode(cls classify.Class, d strategies.Decision) int {
 		return ExitNeedsUser
 	}
 	return ExitTransient
+}
+
+// printSummaryTable prints one row per attempt for a person at a terminal.
+func printSummaryTable(w io.Writer, res runner.Result) {
+	if len(res.Records) < 2 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, guardLinePrefix+"attempt\tclass\tphase\tran\tnext\t")
+	for _, r := range res.Records {
+		next := r.Action
+		if r.RungName != "" {
+			next += " " + r.RungName
+		}
+		fmt.Fprintf(tw, "%s%d\t%s\t%s\t%s\t%s\t\n", guardLinePrefix, r.Attempt, r.Class, r.Phase, (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Second), next)
+	}
+	_ = tw.Flush()
 }

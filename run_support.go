@@ -177,17 +177,24 @@ func (f *factsAdapter) After(ctx context.Context, token any, rec *journal.Record
 	if post.OOMKills > t.hostPre.OOMKills {
 		rec.OOMKills = post.OOMKills - t.hostPre.OOMKills
 	}
-	if b, err := json.Marshal(post); err == nil {
+	if b, err := json.Marshal(beforeAfter[gpu.HostFacts]{Before: t.hostPre, After: post}); err == nil {
 		rec.Host = b
 	}
 	if t.baseline.Available {
-		if b, err := json.Marshal(t.baseline); err == nil {
+		after := f.probe(ctx)
+		if b, err := json.Marshal(beforeAfter[gpu.Facts]{Before: t.baseline, After: after}); err == nil {
 			rec.GPUs = b
 		}
 		if len(t.baseline.Devices) > 0 {
 			rec.GPUModel = t.baseline.Devices[0].Name
 		}
 	}
+}
+
+// beforeAfter is how host and GPU facts appear in an attempt record.
+type beforeAfter[T any] struct {
+	Before T `json:"before"`
+	After  T `json:"after"`
 }
 
 func (f *factsAdapter) Release(ctx context.Context, token any) string {
