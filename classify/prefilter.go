@@ -36,76 +36,82 @@ func buildAutomaton(lits []string, targets [][]int32) (*automaton, int, error) {
 	}
 	a.ncol = ncol
 
-	// Trie, with child table in columns.
-	type node struct {
-		next []int32
-		out  []int32
-		fail int32
+	// Trie in one flat table: next[s*ncol+col] is the child of state s on
+	// column col, or -1. One growing slice instead of a slice per state keeps
+	// the build to a handful of allocations.
+	total := 1
+	for _, l := range lits {
+		total += len(l)
 	}
-	newNode := func() node {
-		n := node{next: make([]int32, ncol)}
-		for i := range n.next {
-			n.next[i] = -1
-		}
-		return n
+	next := make([]int32, ncol, total*int(ncol))
+	for i := range next {
+		next[i] = -1
 	}
-	nodes := []node{newNode()}
+	out := make([][]int32, 1, total)
+	nstates := int32(1)
 	for i, l := range lits {
 		s := int32(0)
 		for j := 0; j < len(l); j++ {
-			col := a.class[l[j]]
-			if nodes[s].next[col] < 0 {
-				nodes = append(nodes, newNode())
-				nodes[s].next[col] = int32(len(nodes) - 1)
+			col := int32(a.class[l[j]])
+			if next[s*int32(ncol)+col] < 0 {
+				for k := uint32(0); k < ncol; k++ {
+					next = append(next, -1)
+				}
+				out = append(out, nil)
+				next[s*int32(ncol)+col] = nstates
+				nstates++
 			}
-			s = nodes[s].next[col]
+			s = next[s*int32(ncol)+col]
 		}
-		nodes[s].out = append(nodes[s].out, targets[i]...)
-		if uint64(len(nodes))*uint64(ncol) > maxTransitions {
+		out[s] = append(out[s], targets[i]...)
+		if uint64(nstates)*uint64(ncol) > maxTransitions {
 			return nil, i, ErrTooLarge
 		}
 	}
 
 	// Breadth-first: failure links, complete transitions, inherited outputs.
-	queue := make([]int32, 0, len(nodes))
+	fail := make([]int32, nstates)
+	queue := make([]int32, 0, nstates)
 	for col := uint32(0); col < ncol; col++ {
-		if c := nodes[0].next[col]; c > 0 {
-			nodes[c].fail = 0
+		if c := next[col]; c > 0 {
+			fail[c] = 0
 			queue = append(queue, c)
 		} else {
-			nodes[0].next[col] = 0
+			next[col] = 0
 		}
 	}
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
-		nodes[s].out = append(nodes[s].out, nodes[nodes[s].fail].out...)
-		for col := uint32(0); col < ncol; col++ {
-			c := nodes[s].next[col]
-			if c >= 0 {
-				nodes[c].fail = nodes[nodes[s].fail].next[col]
+		if f := out[fail[s]]; len(f) > 0 {
+			out[s] = append(out[s], f...)
+		}
+		row, frow := next[s*int32(ncol):(s+1)*int32(ncol)], next[fail[s]*int32(ncol):(fail[s]+1)*int32(ncol)]
+		for col := range row {
+			if c := row[col]; c >= 0 {
+				fail[c] = frow[col]
 				queue = append(queue, c)
 			} else {
-				nodes[s].next[col] = nodes[nodes[s].fail].next[col]
+				row[col] = frow[col]
 			}
 		}
 	}
 
-	a.trans = make([]uint32, len(nodes)*int(ncol))
-	a.outIdx = make([]int32, len(nodes)+1)
-	for s := range nodes {
+	a.trans = make([]uint32, int(nstates)*int(ncol))
+	a.outIdx = make([]int32, nstates+1)
+	for s := int32(0); s < nstates; s++ {
 		for col := uint32(0); col < ncol; col++ {
-			to := nodes[s].next[col]
+			to := next[uint32(s)*ncol+col]
 			v := uint32(to) * ncol
-			if len(nodes[to].out) > 0 {
+			if len(out[to]) > 0 {
 				v |= outBit
 			}
 			a.trans[uint32(s)*ncol+col] = v
 		}
 		a.outIdx[s] = int32(len(a.outs))
-		a.outs = append(a.outs, dedupeTargets(nodes[s].out)...)
+		a.outs = append(a.outs, dedupeTargets(out[s])...)
 	}
-	a.outIdx[len(nodes)] = int32(len(a.outs))
+	a.outIdx[nstates] = int32(len(a.outs))
 	return a, 0, nil
 }
 

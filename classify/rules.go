@@ -5,6 +5,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // RuleSpec is one rule as written in YAML. A rule matches an attempt when all
@@ -104,13 +105,30 @@ type Rules struct {
 
 type rule struct {
 	spec   RuleSpec
-	re     *regexp.Regexp // nil without Pattern
-	phases []Phase        // nil means any
+	re     *lazyRE // nil without Pattern
+	phases []Phase // nil means any
 }
 
 type phaseRule struct {
 	name Phase
-	re   *regexp.Regexp
+	re   *lazyRE
+}
+
+// lazyRE is a pattern checked at Compile and turned into a matcher the first
+// time the prefilter lets a line through to it. Most rules never see a
+// candidate line in a healthy run, and compiling every regexp up front was
+// most of the guard's start-up time.
+type lazyRE struct {
+	pattern string
+	once    sync.Once
+	re      *regexp.Regexp
+}
+
+// Match reports whether b matches. A pattern that parsed at Compile always
+// compiles; if it ever did not, it matches nothing.
+func (l *lazyRE) Match(b []byte) bool {
+	l.once.Do(func() { l.re, _ = regexp.Compile(l.pattern) })
+	return l.re != nil && l.re.Match(b)
 }
 
 // Markers the scanner itself looks for, found by the same prefilter pass.
@@ -252,11 +270,12 @@ func Compile(rules []RuleSpec, phases []PhaseSpec) (*Rules, error) {
 
 // compilePattern compiles pattern and returns the literals that wake it:
 // given ones, or ones derived from the pattern.
-func compilePattern(pattern string, given []string) (*regexp.Regexp, []string, string, error) {
-	re, err := regexp.Compile(pattern)
+func compilePattern(pattern string, given []string) (*lazyRE, []string, string, error) {
+	tree, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil, nil, "pattern", err
 	}
+	re := &lazyRE{pattern: pattern}
 	if len(given) > 0 {
 		for _, l := range given {
 			if l == "" {
@@ -264,10 +283,6 @@ func compilePattern(pattern string, given []string) (*regexp.Regexp, []string, s
 			}
 		}
 		return re, given, "", nil
-	}
-	tree, err := syntax.Parse(pattern, syntax.Perl)
-	if err != nil {
-		return nil, nil, "pattern", err
 	}
 	lits := deriveLiterals(tree)
 	if lits == nil {
