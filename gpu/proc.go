@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -176,6 +177,9 @@ func TreeRSSOf(roots []int) (total uint64, pids []int, err error) {
 
 func treeRSS(root string, roots []int) (uint64, []int, error) {
 	s := procScanner{root: root}
+	if pages, pids, ok := s.walkRSS(roots); ok {
+		return pages * uint64(os.Getpagesize()), pids, nil
+	}
 	t, err := s.table()
 	if err != nil {
 		return 0, nil, fmt.Errorf("read process table: %w", err)
@@ -255,4 +259,67 @@ func holdsNvidia(root string, pid int) bool {
 		}
 	}
 	return false
+}
+
+// walkRSS sums the resident pages of roots and their descendants by walking
+// down /proc/<pid>/task/<tid>/children, reading only the tree's own stat
+// files instead of every process's. ok is false where the kernel does not
+// offer the children files; the caller then scans the whole table.
+func (s *procScanner) walkRSS(roots []int) (pages uint64, pids []int, ok bool) {
+	seen := make(map[int]bool)
+	queue := append([]int(nil), roots...)
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		st, err := s.stat(pid)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		pids = append(pids, pid)
+		pages += st.rss
+		kids, ok := s.children(pid)
+		if !ok {
+			return 0, nil, false
+		}
+		queue = append(queue, kids...)
+	}
+	if len(pids) == 0 {
+		return 0, nil, false // let the table scan say why
+	}
+	slices.Sort(pids)
+	return pages, pids, true
+}
+
+// children lists pid's children from its threads' children files.
+func (s *procScanner) children(pid int) ([]int, bool) {
+	dir := s.root + "/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		if _, serr := os.Stat(s.root + "/" + strconv.Itoa(pid)); serr == nil {
+			return nil, false // a process without task files: no children files either
+		}
+		return nil, true // exited meanwhile
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				if _, serr := os.Stat(dir + "/" + t.Name()); serr == nil {
+					return nil, false // the kernel has no children files
+				}
+			}
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, true
 }

@@ -88,13 +88,16 @@ func (s *Sampler) loop(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	// The first sample is taken one interval in: a process that has just
+	// been launched has no memory worth recording, and an attempt shorter
+	// than the interval costs the guard nothing.
 	for {
-		s.sample(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		s.sample(ctx)
 	}
 }
 
