@@ -111,9 +111,12 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 		return s.finish(o, cfg, n, argv, patch, st, start, nil, ex, sink, classify.WatchdogNone, false, nil, nil)
 	}
 	log.WithField("pid", p.Pid()).Debug("child started")
-	var token any
+	// Facts before the attempt are read off the watch loop: the child is
+	// already running, and a slow probe must not delay forwarding a signal.
+	var tokenC chan any
 	if s.Facts != nil && p.Pid() > 0 {
-		token = s.Facts.Before(ctx, p.Pid())
+		tokenC = make(chan any, 1)
+		go func(pid int) { tokenC <- s.Facts.Before(ctx, pid) }(p.Pid())
 	}
 
 	grace := o.Grace
@@ -216,6 +219,10 @@ loop:
 	if ep, ok := p.(*ExecProcess); ok {
 		// Only an OS child has a process group and descendants to kill.
 		_ = KillTree(ep, grace)
+	}
+	var token any
+	if tokenC != nil {
+		token = <-tokenC
 	}
 	return s.finish(o, cfg, n, argv, patch, st, start, p, ex, sink, watchdog, stopSig != nil, stopSig, token)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -69,6 +70,11 @@ func killStrays(main int) []int {
 	defer procReaper.forkMu.Unlock()
 	skip := procReaper.running()
 	delete(skip, main)
+	if kids, ok := directChildren(); ok && allIn(kids, skip) {
+		// Every stray descends from a direct child of the guard (orphans
+		// are reparented to it), so with none there is nothing to scan.
+		return nil
+	}
 	left := descendants(listProcs(), os.Getpid(), skip)
 	for _, pid := range left {
 		_ = syscall.Kill(pid, syscall.SIGKILL) // ESRCH: already gone
@@ -152,4 +158,42 @@ func descendants(procs []procInfo, root int, skip map[int]bool) []int {
 		queue = append(queue, kids[pid]...)
 	}
 	return out
+}
+
+// directChildren lists the guard's own children from
+// /proc/self/task/*/children, which is far cheaper than reading every
+// process's stat. ok is false where the kernel does not offer the file.
+func directChildren() (pids []int, ok bool) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			if os.IsNotExist(err) && len(tasks) > 0 {
+				// The thread may have exited; the file is missing for all
+				// threads only when the kernel lacks it.
+				if _, serr := os.Stat("/proc/self/task/" + t.Name()); serr != nil {
+					continue
+				}
+			}
+			return nil, false
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, true
+}
+
+func allIn(pids []int, set map[int]bool) bool {
+	for _, p := range pids {
+		if !set[p] {
+			return false
+		}
+	}
+	return true
 }
