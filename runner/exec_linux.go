@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"io/fs"
 	"os"
@@ -330,7 +331,27 @@ func openChildIO(stdin io.Reader) (c *childIO, err error) {
 		return nil, err
 	}
 	c.childEnds = append(c.childEnds, c.errW)
+	growPipe(c.outW)
+	growPipe(c.errW)
 	return c, nil
+}
+
+// pipeSize is what the child's output pipes are grown to. With the
+// default 64 KiB a fast writer blocks every 64 KiB until the pump catches
+// up; a larger pipe lets the child run ahead while the pump wakes less often.
+const pipeSize = 1 << 20
+
+// growPipe sets f's pipe buffer to pipeSize where the kernel allows it
+// (unprivileged users are capped by /proc/sys/fs/pipe-max-size); failing
+// leaves the default, which is only slower.
+func growPipe(f *os.File) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = sc.Control(func(fd uintptr) {
+		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
+	})
 }
 
 // closeChildEnds closes our copies of the descriptors the child inherited,

@@ -606,3 +606,47 @@ func TestExecLauncher_GuardKilledLeavesNoChild(t *testing.T) {
 	}
 	waitGone(t, []int{child})
 }
+
+// lastLineSink remembers the last line it saw on stderr.
+type lastLineSink struct {
+	mu   sync.Mutex
+	last string
+	n    int
+}
+
+func (s *lastLineSink) Line(st Stream, line []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	if st == Stderr {
+		s.last = string(line)
+	}
+}
+
+func TestExecLauncher_FloodStillScansTheLastLines(t *testing.T) {
+	t.Parallel()
+	// 256 MiB of lines on stderr, far past the scanner's budget, then the
+	// line that matters. Bytes all pass; the scanner skips chunks in the
+	// middle and still sees the end.
+	const flood = 256 << 20
+	script := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' 'a' | fold -w 127 >&2; echo >&2; echo 'torch.OutOfMemoryError: CUDA out of memory.' >&2", flood)
+	sink := &lastLineSink{}
+	stderr := &countWriter{want: -1, full: make(chan struct{})}
+	spec := Spec{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Stdout: io.Discard, Stderr: stderr, Sink: sink}
+	p, _ := mustStart(t, nil, spec)
+	if ex := waitExit(t, p); ex.Code != 0 {
+		t.Fatalf("exit = %+v, want 0", ex)
+	}
+	want := flood + flood/127 + 1 + len("torch.OutOfMemoryError: CUDA out of memory.\n")
+	if got := stderr.count(); got != want {
+		t.Errorf("passed %d bytes, want %d", got, want)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if sink.last != "torch.OutOfMemoryError: CUDA out of memory." {
+		t.Errorf("last line scanned = %.60q, want the OOM line", sink.last)
+	}
+	if p.Dropped() == 0 {
+		t.Errorf("Dropped() = 0 after %d lines scanned; want the flood to skip the scanner", sink.n)
+	}
+}

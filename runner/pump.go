@@ -10,10 +10,10 @@ import (
 
 const (
 	// chunkSize is the most one read of the child's output takes.
-	chunkSize = 32 << 10
+	chunkSize = 128 << 10
 	// queueLen is how many chunks may wait for the scanner; past that,
 	// chunks skip it. With chunkSize it bounds the memory in flight.
-	queueLen = 64
+	queueLen = 32
 )
 
 var chunkPool = sync.Pool{New: func() any {
@@ -132,21 +132,61 @@ func (o *output) stopAfter(now time.Time, idle, limit time.Duration) {
 	}
 }
 
+// scanRate and scanBurst bound how fast the scanner reads: a token bucket
+// of bytes. A child that floods its output (far beyond anything Wan2.2
+// prints) would otherwise have the scanner take a whole core from the child
+// and its reader; past the budget, chunks skip the scanner, except the
+// newest of each stream, which is scanned when budget returns or at the end
+// of the stream, so the last lines (where tracebacks are) are always seen.
+const (
+	scanRate  = 64 << 20 // bytes per second
+	scanBurst = 16 << 20
+)
+
 func (o *output) scan() {
 	defer close(o.done)
-	for open := len(o.split); open > 0; {
-		c := <-o.queue
+	var held [2]*chunk // newest chunk per stream waiting for budget
+	tokens, last := float64(scanBurst), time.Now()
+	feed := func(c *chunk) {
 		sp := o.split[c.stream-1]
 		if c.gap {
 			sp.Reset()
 		}
+		_, _ = sp.Write((*c.buf)[:c.n]) // never fails
+		chunkPool.Put(c.buf)
+		tokens -= float64(c.n)
+	}
+	for open := len(o.split); open > 0; {
+		c := <-o.queue
+		i := c.stream - 1
 		if c.eof {
-			sp.Flush()
+			if h := held[i]; h != nil {
+				feed(h)
+				held[i] = nil
+			}
+			o.split[i].Flush()
 			open--
 			continue
 		}
-		_, _ = sp.Write((*c.buf)[:c.n]) // never fails
-		chunkPool.Put(c.buf)
+		now := time.Now()
+		tokens = min(scanBurst, tokens+now.Sub(last).Seconds()*scanRate)
+		last = now
+		if h := held[i]; h != nil {
+			if tokens < float64(h.n+c.n) {
+				// Still over budget: the held chunk gives way to the newer one.
+				chunkPool.Put(h.buf)
+				o.dropped.Add(1)
+				c.gap = true
+				held[i] = &c
+				continue
+			}
+			feed(h)
+			held[i] = nil
+		} else if tokens < float64(c.n) {
+			held[i] = &c
+			continue
+		}
+		feed(&c)
 	}
 }
 
