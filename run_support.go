@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,11 +48,15 @@ func watchConfig(ctx context.Context, path string, cur *atomic.Pointer[configs.C
 
 // stateAdapter gives the Supervisor the statefile.Store it needs.
 type stateAdapter struct {
-	store *statefile.Store
-	log   *logrus.Entry
+	store  *statefile.Store
+	status io.Writer
+	log    *logrus.Entry
+	// dirGone is set while the state file's directory is missing, so that
+	// is said once, not before every attempt.
+	dirGone bool
 }
 
-func newStateAdapter(c *cli.Context, stateFile, dir string, log *logrus.Entry) (*stateAdapter, error) {
+func newStateAdapter(c *cli.Context, stateFile, dir string, status io.Writer, log *logrus.Entry) (*stateAdapter, error) {
 	opt := statefile.Options{Keep: c.Int("state-keep"), MaxAge: c.Duration("state-max-age")}
 	if v := c.String("state-validate"); v != "" {
 		argv := strings.Fields(v)
@@ -66,7 +72,7 @@ func newStateAdapter(c *cli.Context, stateFile, dir string, log *logrus.Entry) (
 	if err != nil {
 		return nil, err
 	}
-	return &stateAdapter{store: st, log: log}, nil
+	return &stateAdapter{store: st, status: status, log: log}, nil
 }
 
 func (a *stateAdapter) Snapshot(reason string) error {
@@ -79,9 +85,19 @@ func (a *stateAdapter) Snapshot(reason string) error {
 	return err
 }
 
+// Check is called by the Supervisor's goroutine only.
 func (a *stateAdapter) Check() error {
 	err := a.store.Check()
 	if errors.Is(err, statefile.ErrNoState) {
+		dir := filepath.Dir(a.store.StateFile())
+		_, serr := os.Stat(dir)
+		switch gone := errors.Is(serr, fs.ErrNotExist); {
+		case gone && !a.dirGone:
+			fmt.Fprintf(a.status, "%sthe directory of the state file %s is gone; no snapshots or restores until it is back\n", guardLinePrefix, dir)
+			a.dirGone = true
+		case !gone:
+			a.dirGone = false
+		}
 		return runner.NoStateFile
 	}
 	return err
@@ -114,6 +130,8 @@ type factsAdapter struct {
 }
 
 type factsToken struct {
+	xidMu    sync.Mutex
+	xids     []string
 	pid      int
 	baseline gpu.Facts
 	hostPre  gpu.HostFacts
@@ -161,6 +179,17 @@ func (f *factsAdapter) Before(ctx context.Context, pid int) any {
 	t.cancel = cancel
 	t.sampler = gpu.NewSampler(f.prober, f.interval, func() []int { return []int{pid} })
 	t.sampler.Start(sctx)
+	if t.baseline.Available {
+		go func() {
+			_ = f.prober.WatchXid(sctx, func(dev int, xid uint64) {
+				t.xidMu.Lock()
+				if len(t.xids) < 16 {
+					t.xids = append(t.xids, fmt.Sprintf("GPU %d: Xid %d", dev, xid))
+				}
+				t.xidMu.Unlock()
+			})
+		}()
+	}
 	return t
 }
 
@@ -171,6 +200,11 @@ func (f *factsAdapter) After(ctx context.Context, token any, rec *journal.Record
 	}
 	peaks := t.sampler.Stop()
 	t.cancel()
+	// The Xid watcher notices the cancel within half a second; what it
+	// reported so far is what counts, so After does not wait for it.
+	t.xidMu.Lock()
+	rec.Xid = strings.Join(t.xids, "; ")
+	t.xidMu.Unlock()
 	rec.PeakRSSBytes = int64(peaks.PeakRSSBytes)
 	rec.PeakVRAMBytes = int64(peaks.PeakVRAMTotal)
 	post, _ := host.Read(ctx, f.paths...)

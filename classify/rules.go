@@ -59,6 +59,8 @@ const (
 	RuleCgroupOOMKill      = "cgroup_oom_kill"
 	RuleSIGKILLNoTraceback = "sigkill_no_traceback"
 	RuleOutputMissing      = "output_missing"
+	RuleXid                = "gpu_xid"
+	RuleGPUNotReleased     = "gpu_memory_not_released"
 )
 
 // statePriority is the priority of RuleStateInvalid: rules above it explain a
@@ -80,6 +82,10 @@ var builtinRules = []RuleSpec{
 		Remedy: "killed by SIGKILL without a traceback, most likely out of host RAM: check dmesg, lower host RAM use or add swap"},
 	{Name: RuleOutputMissing, Class: ClassSaveFailed,
 		Remedy: "exited 0 but the output file is missing or empty: check the output directory, disk space and ffmpeg"},
+	{Name: RuleXid, Class: ClassGPUFault,
+		Remedy: "the driver reported an Xid error during the attempt: check dmesg and nvidia-smi -q; the node may need a GPU reset or to be drained"},
+	{Name: RuleGPUNotReleased, Class: ClassGPUFault,
+		Remedy: "the last attempt's GPU memory did not come back: find the holder with nvidia-smi, kill it, or reset the GPU"},
 }
 
 var builtinPhases = []Phase{PhaseStart, PhaseLoad, PhaseQuantize, PhaseT5, PhaseDenoise, PhaseDecode, PhaseSave, PhaseDone}

@@ -82,6 +82,11 @@ func verdictCases() []verdictCase {
 	full := wanHead + bars(0, 40, 40) + wanTail
 	return []verdictCase{
 		{"clean run", full, Outcome{}, ClassSuccess, "", PhaseDone, 0},
+		{"Xid during a failed attempt", wanHead + "RuntimeError: CUDA error: unspecified launch failure\n",
+			Outcome{ExitCode: 1, Xid: "GPU 0: Xid 79"}, ClassGPUFault, RuleXid, "", 0},
+		{"Xid during a clean run is not a failure", full, Outcome{Xid: "GPU 0: Xid 13"}, ClassSuccess, "", PhaseDone, 0},
+		{"GPU memory not released beats the OOM", wanHead + "torch.OutOfMemoryError: CUDA out of memory.\n",
+			Outcome{ExitCode: 1, GPUNotReleased: "GPU 0: 30.2 GiB still used by pid 1234 after 2m0s"}, ClassGPUFault, RuleGPUNotReleased, "", 0},
 		{"exit 0 without output", full, Outcome{OutputMissing: true}, ClassSaveFailed, RuleOutputMissing, PhaseDone, 0},
 		{"save_video logged and exit 0", wanHead + bars(0, 40, 40) +
 			"[2025-07-29 10:23:00,000] INFO: Saving generated video to out.mp4\n" +

@@ -106,6 +106,9 @@ type Outcome struct {
 	StateInvalid bool `json:"state_invalid,omitempty"`
 	// GPUNotReleased carries evidence when GPU memory was not released after the attempt.
 	GPUNotReleased string `json:"gpu_not_released,omitempty"`
+	// Xid carries the Xid critical errors the driver reported during the
+	// attempt ("GPU 0: Xid 79"), or "".
+	Xid string `json:"xid,omitempty"`
 }
 
 // RootCause is what torchrun's "Root Cause (first observed failure)" block says.

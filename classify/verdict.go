@@ -10,6 +10,10 @@ import (
 // It never fails. The first of these that applies decides:
 //
 //  1. o.Interrupted: ClassInterrupted (RuleInterrupted).
+//     For an attempt that did not exit cleanly, GPU evidence from outside the
+//     output comes next: o.GPUNotReleased (RuleGPUNotReleased), then o.Xid
+//     (RuleXid), both ClassGPUFault: the node needs attention whatever the
+//     child printed.
 //  2. A watchdog ended the attempt: the best Fatal rule that matched, since
 //     an error printed before a hang explains it; otherwise
 //     ClassQuantizationTimeout in the quantize phase (RuleWatchdogQuantize),
@@ -50,6 +54,12 @@ func (s *Scanner) Verdict(o Outcome) Result {
 	}
 
 	cleanExit := o.ExitCode == 0 && o.Signal == "" && o.StartErr == "" && o.Watchdog == WatchdogNone
+	if !cleanExit && o.GPUNotReleased != "" {
+		return builtin(RuleGPUNotReleased, o.GPUNotReleased)
+	}
+	if !cleanExit && o.Xid != "" {
+		return builtin(RuleXid, "the driver reported "+o.Xid)
+	}
 	best := s.best(o, end, cleanExit)
 	if o.Watchdog != WatchdogNone {
 		if best >= 0 && s.r.rules[best].spec.Fatal {

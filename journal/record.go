@@ -126,6 +126,9 @@ type Record struct {
 	// OOMKills is how much the cgroup's oom_kill counter rose during the
 	// attempt. Omitted when zero.
 	OOMKills int `json:"oom_kills,omitempty"`
+	// Xid lists the Xid critical errors the driver reported during the
+	// attempt ("GPU 0: Xid 79"); omitted when none (or no NVML).
+	Xid string `json:"xid,omitempty"`
 	// GPUModel is the model name of the GPU the attempt ran on. Omitted when empty.
 	GPUModel string `json:"gpu_model,omitempty"`
 }

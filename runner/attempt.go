@@ -291,6 +291,7 @@ func (s *Supervisor) finish(o *Options, cfg *configs.Config, n int, argv []strin
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.Facts.After(ctx, token, &rec)
 		out.OOMKills = rec.OOMKills
+		out.Xid = rec.Xid
 		if ev := s.Facts.Release(ctx, token); ev != "" {
 			out.GPUNotReleased = ev
 		}
