@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -107,14 +110,20 @@ func (e *PosError) Error() string {
 	if f == "" {
 		f = "config"
 	}
+	msg := oneLine.Replace(e.Msg)
 	if e.Line == 0 {
-		return fmt.Sprintf("%s: %s", f, e.Msg)
+		return fmt.Sprintf("%s: %s", f, msg)
 	}
-	if e.Col == 0 {
-		e.Col = 1
+	col := e.Col
+	if col == 0 {
+		col = 1
 	}
-	return fmt.Sprintf("%s:%d:%d: %s", f, e.Line, e.Col, e.Msg)
+	return fmt.Sprintf("%s:%d:%d: %s", f, e.Line, col, msg)
 }
+
+// oneLine escapes line breaks that user text (a pattern quoted in a regexp
+// error, say) carries into a message, so every error stays on one line.
+var oneLine = strings.NewReplacer("\r", `\r`, "\n", `\n`)
 
 // ErrInvalid marks every config error; errors.Is(err, ErrInvalid) holds for
 // all errors Load returns about the content of a file.
@@ -173,9 +182,21 @@ func Load(path string) (*Config, error) {
 // Overlay lays the user file data (named name in errors) over base and
 // returns a new validated config; base is not modified.
 func Overlay(base *Config, name string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &PosError{File: name, Msg: fmt.Sprintf("file is larger than %d MiB", MaxFileSize>>20)}
+	}
 	user, root, err := decodeFile(name, data)
 	if err != nil {
 		return nil, err
+	}
+	for _, d := range []struct{ list, kind, name string }{
+		{"rules", "rule", dupName(user.Rules, func(r classify.RuleSpec) string { return r.Name })},
+		{"ladders", "ladder", dupName(user.Ladders, func(l strategies.Ladder) string { return l.Name })},
+		{"workflows", "workflow", dupName(user.Workflows, func(w strategies.Workflow) string { return w.Name })},
+	} {
+		if d.name != "" {
+			return nil, posOf(name, root, []string{d.list, "name=" + d.name}, fmt.Sprintf("%s %q is defined twice", d.kind, d.name))
+		}
 	}
 	out := clone(base)
 	if err := mergeRuntime(&out.Runtime, name, root); err != nil {
@@ -184,7 +205,16 @@ func Overlay(base *Config, name string, data []byte) (*Config, error) {
 	if user.Version != 0 && user.Version != 1 {
 		return nil, posOf(name, root, []string{"version"}, fmt.Sprintf("unsupported version %d (this guard reads version 1)", user.Version))
 	}
-	out.Phases = mergeByName(out.Phases, user.Phases, func(p classify.PhaseSpec) string { return string(p.Name) })
+	// A phase is named by several markers (the defaults have five for
+	// "load"), so a user's phase entries add markers rather than replace
+	// one of them.
+	for _, p := range user.Phases {
+		if !slices.ContainsFunc(out.Phases, func(q classify.PhaseSpec) bool {
+			return q.Name == p.Name && q.Pattern == p.Pattern
+		}) {
+			out.Phases = append(out.Phases, p)
+		}
+	}
 	out.Rules = mergeByName(out.Rules, user.Rules, func(r classify.RuleSpec) string { return r.Name })
 	out.Ladders = mergeByName(out.Ladders, user.Ladders, func(l strategies.Ladder) string { return l.Name })
 	out.Workflows = mergeByName(out.Workflows, user.Workflows, func(w strategies.Workflow) string { return w.Name })
@@ -199,18 +229,22 @@ func Overlay(base *Config, name string, data []byte) (*Config, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
+	// Stat before Open: opening a FIFO would block until a writer came.
+	st, err := os.Stat(path)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, &PosError{File: path, Msg: "too many levels of symbolic links (a symlink loop?)"}
 	}
-	defer f.Close()
-	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	if !st.Mode().IsRegular() {
 		return nil, &PosError{File: path, Msg: "not a regular file"}
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
@@ -224,8 +258,15 @@ func readLimited(path string) ([]byte, error) {
 // decodeFile parses data strictly (unknown keys are errors) and returns the
 // typed value and the document's root mapping node.
 func decodeFile(name string, data []byte) (*Config, *yaml.Node, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
+	var doc, extra yaml.Node
+	if err := docs.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, yamlErr(name, err)
+	}
+	switch err := docs.Decode(&extra); {
+	case err == nil:
+		return nil, nil, &PosError{File: name, Line: extra.Line, Col: extra.Column, Msg: "a config file holds one YAML document; remove the second \"---\""}
+	case !errors.Is(err, io.EOF):
 		return nil, nil, yamlErr(name, err)
 	}
 	cfg := &Config{}
@@ -347,6 +388,19 @@ func mergeByName[T any](base, user []T, key func(T) string) []T {
 	return out
 }
 
+// dupName returns the first name that list holds twice, or "".
+func dupName[T any](list []T, key func(T) string) string {
+	seen := map[string]bool{}
+	for _, v := range list {
+		k := key(v)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+	}
+	return ""
+}
+
 func clone(c *Config) *Config {
 	out := *c
 	out.Phases = append([]classify.PhaseSpec(nil), c.Phases...)
@@ -427,7 +481,7 @@ func validate(c *Config, file string, root *yaml.Node) error {
 	if rt.MaxAttempts < 1 {
 		return at([]string{"runtime", "max_attempts"}, "max_attempts must be at least 1, got %d", rt.MaxAttempts)
 	}
-	if rt.Backoff.Multiplier < 1 {
+	if !(rt.Backoff.Multiplier >= 1) || math.IsInf(rt.Backoff.Multiplier, 0) {
 		return at([]string{"runtime", "backoff", "multiplier"}, "backoff multiplier must be at least 1, got %g", rt.Backoff.Multiplier)
 	}
 	if rt.Backoff.Max < rt.Backoff.Initial {

@@ -19,6 +19,12 @@ const settle = 50 * time.Millisecond
 // watches the file's directory, because editors replace files by rename.
 // stop ends the watch and waits for its goroutine.
 func Watch(ctx context.Context, path string, onChange func(*Config), onErr func(error)) (stop func(), err error) {
+	return watch(ctx, path, onChange, onErr, func() {})
+}
+
+// watch is Watch that also calls loaded each time it has read the file and
+// made its calls, including a read whose error it did not repeat.
+func watch(ctx context.Context, path string, onChange func(*Config), onErr func(error), loaded func()) (stop func(), err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return func() {}, err
@@ -69,15 +75,15 @@ func Watch(ctx context.Context, path string, onChange func(*Config), onErr func(
 			case <-fire:
 				fire = nil
 				cfg, err := Load(abs)
-				if err != nil {
-					if err.Error() != lastErr {
-						lastErr = err.Error()
-						onErr(err)
-					}
-					continue
+				switch {
+				case err == nil:
+					lastErr = ""
+					onChange(cfg)
+				case err.Error() != lastErr:
+					lastErr = err.Error()
+					onErr(err)
 				}
-				lastErr = ""
-				onChange(cfg)
+				loaded()
 			}
 		}
 	}()
