@@ -22,10 +22,10 @@ import (
 	"github.com/wan22-guard/wan22-guard/strategies"
 )
 
-// defaultFS holds default.yaml and the files laid beside it, read as one
-// document: default.yaml first, then the others by name.
+// defaultFS holds default.yaml: classes, rules, phases, strategies,
+// budgets, ladders and workflows.
 //
-//go:embed *.yaml
+//go:embed default.yaml
 var defaultFS embed.FS
 
 // DefaultName is how the embedded defaults are named in error messages.
@@ -142,17 +142,6 @@ func DefaultBytes() []byte {
 	b, err := defaultFS.ReadFile("default.yaml")
 	if err != nil {
 		panic("configs: embedded default.yaml missing: " + err.Error())
-	}
-	entries, _ := defaultFS.ReadDir(".")
-	for _, e := range entries {
-		if e.Name() == "default.yaml" {
-			continue
-		}
-		more, err := defaultFS.ReadFile(e.Name())
-		if err != nil {
-			panic("configs: embedded " + e.Name() + ": " + err.Error())
-		}
-		b = append(append(b, '\n'), more...)
 	}
 	return b
 }

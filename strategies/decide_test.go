@@ -253,9 +253,8 @@ func TestDecide(t *testing.T) {
 	if d := Decide(in); d.Action != ActionGiveUp || d.Reason != ReasonNoPolicy {
 		t.Errorf("Decide without policy = %s %s", d.Action, d.Reason)
 	}
-	ladders, _ := readSpec("ladders.yaml")
-	workflows, _ := readSpec("workflows.yaml")
-	q := PolicyFrom(ladders.Classes, ladders.Ladders, workflows.Workflows...)
+	spec, _ := readSpec()
+	q := PolicyFrom(spec.Classes, spec.Ladders, spec.Workflows...)
 	q.MaxAttempts, q.Backoff = 5, Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2}
 	if err := q.Validate(); err != nil {
 		t.Errorf("PolicyFrom: %v", err)

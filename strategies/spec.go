@@ -389,9 +389,8 @@ func validateClasses(classes map[classify.Class]ClassPolicy, ladders map[string]
 	return nil
 }
 
-// Spec is the file form of class policies, ladders and workflows:
-// configs/ladders.yaml holds classes and ladders, configs/workflows.yaml
-// holds workflows. A user's file has the same shape.
+// Spec is the file form of class policies, ladders and workflows, as in
+// configs/default.yaml. A user's file has the same shape.
 type Spec struct {
 	Classes   map[classify.Class]ClassPolicy `yaml:"classes,omitempty" json:"classes,omitempty"`
 	Ladders   []Ladder                       `yaml:"ladders,omitempty" json:"ladders,omitempty"`
