@@ -103,7 +103,11 @@ type Rules struct {
 	rules  []rule
 	phases []phaseRule
 	byName map[string]int
+	// ac is the prefilter, built once (in the background after Compile)
+	// through acOnce; use automaton() to read it.
 	ac     *automaton
+	acOnce sync.Once
+	build  func() (*automaton, error)
 	// Target ids reported by the prefilter: rules first, then phases, then
 	// the scanner's own markers.
 	phaseBase, markBase int32
@@ -259,8 +263,11 @@ func Compile(rules []RuleSpec, phases []PhaseSpec) (*Rules, error) {
 	for i, k := range keys {
 		targets[i] = lits[k]
 	}
-	ac, bad, err := buildAutomaton(keys, targets)
-	if err != nil {
+	build := func() (*automaton, error) {
+		ac, bad, err := buildAutomaton(keys, targets)
+		if err == nil {
+			return ac, nil
+		}
 		t := targets[bad][0]
 		if t >= r.markBase {
 			t = max(r.phaseBase-1, 0)
@@ -270,8 +277,56 @@ func Compile(rules []RuleSpec, phases []PhaseSpec) (*Rules, error) {
 		}
 		return nil, &RuleError{Index: int(t), Field: "literals", Err: err}
 	}
-	r.ac = ac
+	if automatonBound(keys) > maxTransitions {
+		// It may not fit: build it now so the error comes from Compile.
+		ac, err := build()
+		if err != nil {
+			return nil, err
+		}
+		r.acOnce.Do(func() { r.ac = ac })
+		return r, nil
+	}
+	// It fits whatever the literals share, so it cannot fail: build it in
+	// the background. The child is launched meanwhile; the first line
+	// scanned waits for it.
+	go r.automaton(build)
+	r.build = build
 	return r, nil
+}
+
+// automatonBound is the most transitions the prefilter of keys can need:
+// one state per literal byte plus the root, times the byte classes.
+func automatonBound(keys []string) uint64 {
+	states, seen := uint64(1), [256]bool{}
+	cols := uint64(1)
+	for _, k := range keys {
+		states += uint64(len(k))
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if !seen[c] {
+				seen[c] = true
+				cols++
+			}
+		}
+	}
+	return states * cols
+}
+
+// automaton returns the prefilter, building it on first use.
+func (r *Rules) automaton(build func() (*automaton, error)) *automaton {
+	r.acOnce.Do(func() {
+		ac, err := build()
+		if err != nil {
+			// automatonBound said it fits, so this does not happen; an
+			// empty automaton would let no line through, so fail loudly.
+			panic("classify: prefilter build failed within its bound: " + err.Error())
+		}
+		r.ac = ac
+	})
+	return r.ac
 }
 
 // compilePattern compiles pattern and returns the literals that wake it:

@@ -74,7 +74,7 @@ func (s *Scanner) Line(line []byte) {
 	s.lines++
 	text, indented := clean(s.buf, line)
 
-	a := s.r.ac
+	a := s.r.automaton(s.r.build)
 	hits := s.hits[:0]
 	st := uint32(0)
 	for _, c := range text {
