@@ -68,6 +68,7 @@ func fullRecord(run string, attempt int) Record {
 		PeakRSSBytes:  1 << 34,
 		PeakVRAMBytes: 1 << 35,
 		OOMKills:      1,
+		Xid:           "GPU 0: Xid 79",
 		GPUModel:      "NVIDIA H100 80GB HBM3",
 	}
 }

@@ -246,6 +246,7 @@ func (r *Record) fields() (logrus.Fields, error) {
 	putInt(f, "peak_rss_bytes", r.PeakRSSBytes)
 	putInt(f, "peak_vram_bytes", r.PeakVRAMBytes)
 	putInt(f, "oom_kills", int64(r.OOMKills))
+	putString(f, "xid", r.Xid)
 	putString(f, "gpu_model", r.GPUModel)
 	return f, err
 }
