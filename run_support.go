@@ -214,14 +214,16 @@ func (f *factsAdapter) After(ctx context.Context, token any, rec *journal.Record
 	if b, err := json.Marshal(beforeAfter[gpu.HostFacts]{Before: t.hostPre, After: post}); err == nil {
 		rec.Host = b
 	}
+	after := t.baseline
 	if t.baseline.Available {
-		after := f.probe(ctx)
-		if b, err := json.Marshal(beforeAfter[gpu.Facts]{Before: t.baseline, After: after}); err == nil {
-			rec.GPUs = b
-		}
+		after = f.probe(ctx)
 		if len(t.baseline.Devices) > 0 {
 			rec.GPUModel = t.baseline.Devices[0].Name
 		}
+	}
+	// Without NVML the record still says so ("available": false and why).
+	if b, err := json.Marshal(beforeAfter[gpu.Facts]{Before: t.baseline, After: after}); err == nil {
+		rec.GPUs = b
 	}
 }
 
