@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	mathrand "math/rand/v2"
 	"os"
 	"os/signal"
@@ -172,8 +173,12 @@ func doRun(c *cli.Context, ios *ioSet) error {
 	sup.Signals = sigs
 
 	status := &statusWriter{w: ios.err, tty: isTerminal(ios.err)}
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		fmt.Fprintf(ios.err, "%scannot create run dir %s (%v); running without the attempt log\n", guardLinePrefix, runDir, err)
+	runFile := filepath.Join(runDir, "run.json")
+	runDirErr := os.MkdirAll(runDir, 0o700)
+	if runDirErr != nil {
+		// Said once here; run.json and snapshots are not tried again.
+		fmt.Fprintf(ios.err, "%scannot create run dir %s (%v); running without the attempt log, run.json and state snapshots\n", guardLinePrefix, runDir, runDirErr)
+		runFile = ""
 	} else {
 		j, err := journal.Open(runDir, journal.Options{
 			MaxSizeMB: c.Int("journal-max-size"), MaxBackups: c.Int("journal-max-backups"),
@@ -192,18 +197,25 @@ func doRun(c *cli.Context, ios *ioSet) error {
 	}
 	var stateStore *stateAdapter
 	if sf := c.String("state-file"); sf != "" {
-		stateStore, err = newStateAdapter(c, sf, filepath.Join(runDir, "states"), log)
-		if err != nil {
+		stateStore, err = newStateAdapter(c, sf, filepath.Join(runDir, "states"), status, log)
+		var pathErr *fs.PathError
+		switch {
+		case err == nil:
+			sup.States = stateStore
+			stop := stateStore.watch(c.Context)
+			defer stop()
+		case !errors.As(err, &pathErr):
 			return exitf(ExitUsage, "--state-file: %v", err)
+		case runDirErr == nil:
+			// Logging never stops the job: without a snapshot directory
+			// the child still runs, only nothing can be restored.
+			fmt.Fprintf(ios.err, "%scannot keep snapshots of the state file (%v); the run goes on without them\n", guardLinePrefix, err)
 		}
-		sup.States = stateStore
-		stop := stateStore.watch(c.Context)
-		defer stop()
 	}
 
 	opts := runner.Options{
 		Argv: argv, Env: os.Environ(), Stdin: ios.in, Stdout: ios.out, Stderr: ios.err, Status: status,
-		RunID: runID, RunFile: filepath.Join(runDir, "run.json"),
+		RunID: runID, RunFile: runFile,
 		Config:      func() *configs.Config { return cur.Load() },
 		MaxAttempts: c.Int("max-attempts"), Deadline: c.Duration("deadline"),
 		PhaseTimeouts: phaseTimeouts, Grace: c.Duration("grace"),
@@ -265,16 +277,17 @@ func exitCode(mode string, res runner.Result, err error) int {
 		return ExitInternal
 	}
 	last := res.Last
-	if res.Signal != nil {
-		if s, ok := res.Signal.(syscall.Signal); ok {
-			return ExitSignalBase + int(s)
-		}
-	}
 	if last.StartErr != "" && (last.ExitCode == ExitNotFound || last.ExitCode == ExitNotExecutable) {
 		return last.ExitCode
 	}
 	if mode == exitModeChild {
+		// Like tini: what the child exited with, 128+N if signal N killed it.
 		return last.ExitCode
+	}
+	if res.Signal != nil {
+		if s, ok := res.Signal.(syscall.Signal); ok {
+			return ExitSignalBase + int(s)
+		}
 	}
 	return contractCode(res.Verdict.Class, res.Decision)
 }

@@ -72,14 +72,13 @@ func loadRun(o Options, cmd wan.Command, log *logrus.Entry) RunFile {
 	return rf
 }
 
-func saveRun(o Options, rf RunFile, log *logrus.Entry) {
+// saveRun writes run.json; the Supervisor reports a failure once.
+func saveRun(o Options, rf RunFile) error {
 	if o.RunFile == "" {
-		return
+		return nil
 	}
 	rf.Updated = time.Now().UTC()
-	if err := statefile.SaveJSON(o.RunFile, rf); err != nil {
-		log.WithError(err).Warn("cannot save run.json")
-	}
+	return statefile.SaveJSON(o.RunFile, rf)
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {

@@ -193,7 +193,9 @@ func (s *Supervisor) statusf(o *Options, format string, a ...any) {
 	if o.Status == nil {
 		return
 	}
-	fmt.Fprintf(o.Status, "[wan22-guard] "+format+"\n", a...)
+	// Status lines quote the child's argv, its error and its output, which
+	// may carry secrets; they get the same redaction as the journal.
+	_, _ = io.WriteString(o.Status, "[wan22-guard] "+journal.RedactLine(fmt.Sprintf(format, a...))+"\n")
 }
 
 // Run supervises the command until it succeeds, the budget is spent, a
@@ -247,7 +249,9 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 	}
 
 	var res Result
-	var journalErrSaid bool
+	// The attempt log and run.json live in the same run dir: one line says
+	// it cannot be written, not one per file or per attempt.
+	var writeErrSaid bool
 	for {
 		cfg := o.Config()
 		pol := s.policy(cfg, &o)
@@ -323,8 +327,8 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 		fillDecision(&rec, dec)
 		res.Records = append(res.Records, rec)
 		if s.Journal != nil {
-			if err := s.Journal.Write(rec); err != nil && !journalErrSaid {
-				journalErrSaid = true
+			if err := s.Journal.Write(rec); err != nil && !writeErrSaid {
+				writeErrSaid = true
 				s.statusf(&o, "cannot write the attempt log (%v); the run goes on", err)
 			}
 		}
@@ -333,7 +337,13 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 		}
 		run.Last = &rec
 		run.Done = dec.Action == strategies.ActionNone
-		saveRun(o, run, log)
+		if err := saveRun(o, run); err != nil {
+			log.WithError(err).Debug("cannot save run.json")
+			if !writeErrSaid {
+				writeErrSaid = true
+				s.statusf(&o, "cannot save %s (%v); the run goes on", o.RunFile, err)
+			}
+		}
 		s.summary(&o, rec, pol.MaxAttempts, dec)
 
 		if sig != nil {
@@ -512,7 +522,7 @@ func (s *Supervisor) printWorkflow(o *Options, cfg *configs.Config, dec strategi
 	var b strings.Builder
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		b.WriteString("[wan22-guard] ")
-		b.WriteString(line)
+		b.WriteString(journal.RedactLine(line))
 		b.WriteByte('\n')
 	}
 	_, _ = io.WriteString(o.Status, b.String())
