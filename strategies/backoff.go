@@ -28,6 +28,11 @@ func (b Backoff) Delay(n int, jitter float64) time.Duration {
 	if n < 1 {
 		n = 1
 	}
+	if b.Initial <= 0 {
+		// Multiplier^(n-1) overflows to +Inf after about a thousand
+		// failures, and 0 × Inf is NaN, which would become maxDelay.
+		return 0
+	}
 	d := float64(b.Initial) * math.Pow(b.Multiplier, float64(n-1))
 	if b.Max > 0 && d > float64(b.Max) {
 		d = float64(b.Max)

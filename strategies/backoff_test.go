@@ -36,6 +36,7 @@ func TestBackoff_Delay(t *testing.T) {
 		{"uncapped does not overflow", Backoff{Initial: time.Second, Multiplier: 10}, 100, 0, time.Duration(maxDelay)},
 		{"multiplier one is constant", Backoff{Initial: 3 * time.Second, Max: time.Minute, Multiplier: 1}, 7, 0.5, 1500 * time.Millisecond},
 		{"fractional multiplier", Backoff{Initial: 2 * time.Second, Max: time.Minute, Multiplier: 1.5}, 3, 0, 4500 * time.Millisecond},
+		{"zero initial stays zero", Backoff{Multiplier: 2}, 2000, 0.5, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
