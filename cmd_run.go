@@ -42,7 +42,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "phase-timeout", Usage: "NAME=DURATION, a watchdog per phase (repeatable), e.g. quantize=20m", EnvVars: envs("PHASE_TIMEOUT")},
 		&cli.StringFlag{Name: "exit-code", Value: exitModeContract, Usage: "contract: the code says how the run ended; child: the child's last code", EnvVars: envs("EXIT_CODE")},
 		&cli.StringFlag{Name: "state-file", Usage: "a state file the child reads and writes: snapshotted, watched, restored when corrupt", EnvVars: envs("STATE_FILE")},
-		&cli.StringFlag{Name: "state-validate", Usage: "command that validates the state file (gets its path as the last argument; exit 0 = valid)", EnvVars: envs("STATE_VALIDATE")},
+		&cli.StringFlag{Name: "state-validate", Usage: "command that validates the state file: it gets the file's bytes on stdin, exit 0 = valid (split on spaces, no shell)", EnvVars: envs("STATE_VALIDATE")},
 		&cli.IntFlag{Name: "state-keep", Value: 10, Usage: "snapshots of the state file to keep", EnvVars: envs("STATE_KEEP")},
 		&cli.DurationFlag{Name: "state-max-age", Usage: "drop snapshots older than this (0 = keep)", EnvVars: envs("STATE_MAX_AGE")},
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run in run.json even if the command changed", EnvVars: envs("RESUME")},

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -60,13 +61,7 @@ func (k *scanSink) Line(_ Stream, line []byte) {
 }
 
 func containsJobArgs(line []byte) bool {
-	const marker = "Generation job args"
-	for i := 0; i+len(marker) <= len(line); i++ {
-		if line[i] == 'G' && string(line[i:i+len(marker)]) == marker {
-			return true
-		}
-	}
-	return false
+	return bytes.Contains(line, []byte("Generation job args"))
 }
 
 func (k *scanSink) verdict(o classify.Outcome) classify.Result {
@@ -263,6 +258,7 @@ func (s *Supervisor) finish(o *Options, cfg *configs.Config, n int, argv []strin
 		Attempt:    n,
 		Argv:       journal.RedactArgv(argv),
 		EnvChanges: journal.RedactEnv(envChanges(patch)),
+		Changes:    journalChanges(patch.Changes),
 		Start:      start,
 		End:        end,
 		DurationMS: out.Uptime.Milliseconds(),
@@ -389,3 +385,16 @@ func applyFiles(files []strategies.FilePatch) (func(), error) {
 }
 
 func readFileFn(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// journalChanges is what this attempt's command changed against the one
+// the user gave: every rung taken so far, argv, env and files.
+func journalChanges(cs []strategies.Change) []journal.Change {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]journal.Change, len(cs))
+	for i, c := range cs {
+		out[i] = journal.Change{Kind: string(c.Kind), What: c.What, From: c.From, To: c.To}
+	}
+	return out
+}

@@ -41,6 +41,7 @@ type output struct {
 	last    atomic.Int64 // unix nanoseconds of the last read with data
 	tail    tail
 	split   [2]*LineSplitter // stdout, stderr; owned by the scanner
+	scanned int              // bytes of lines handed to the sink; owned by the scanner
 	done    chan struct{}    // closed when both streams ended and the scanner flushed
 
 	files [2]*os.File // the read ends, stdout and stderr
@@ -70,6 +71,7 @@ func (o *output) start(outR, errR *os.File, stdout, stderr io.Writer, sink LineS
 	for i := range o.split {
 		s := Stream(i + 1)
 		o.split[i] = NewLineSplitter(maxLine, func(line []byte) {
+			o.scanned += len(line) + 1
 			if sink != nil {
 				sink.Line(s, line)
 			}
@@ -83,6 +85,11 @@ func (o *output) start(outR, errR *os.File, stdout, stderr io.Writer, sink LineS
 
 func (o *output) pump(s Stream, r *os.File, w io.Writer) {
 	b := chunkPool.Get().(*[]byte)
+	// held is the newest read that found the queue full, kept so the end
+	// of a stream (where tracebacks are) reaches the scanner even when the
+	// chunks before it could not.
+	var held *[]byte
+	heldN := 0
 	gap := false
 	for {
 		if stop := o.stopAt.Load(); stop != 0 {
@@ -103,9 +110,18 @@ func (o *output) pump(s Stream, r *os.File, w io.Writer) {
 			case o.queue <- chunk{stream: s, buf: b, n: n, gap: gap}:
 				gap = false
 				b = chunkPool.Get().(*[]byte)
+				if held != nil {
+					chunkPool.Put(held) // older than what was just sent
+					held = nil
+				}
 			default:
 				o.dropped.Add(1)
 				gap = true
+				if held != nil {
+					chunkPool.Put(held)
+				}
+				held, heldN = b, n
+				b = chunkPool.Get().(*[]byte)
 			}
 		}
 		if err != nil {
@@ -114,6 +130,11 @@ func (o *output) pump(s Stream, r *os.File, w io.Writer) {
 	}
 	chunkPool.Put(b)
 	_ = r.Close() // a read end: nothing was written through it to lose
+	if held != nil {
+		// It skipped the queue once (counted); now it waits for room.
+		o.queue <- chunk{stream: s, buf: held, n: heldN, gap: true}
+		gap = false
+	}
 	o.queue <- chunk{stream: s, gap: gap, eof: true}
 }
 
@@ -152,9 +173,13 @@ func (o *output) scan() {
 		if c.gap {
 			sp.Reset()
 		}
+		// The cost is what the sink and tail were handed (a line cut to
+		// MaxLine costs MaxLine, the bytes skipped after the cut almost
+		// nothing) plus a little for splitting.
+		before := o.scanned
 		_, _ = sp.Write((*c.buf)[:c.n]) // never fails
 		chunkPool.Put(c.buf)
-		tokens -= float64(c.n)
+		tokens -= float64(o.scanned-before) + float64(c.n)/16
 	}
 	for open := len(o.split); open > 0; {
 		c := <-o.queue

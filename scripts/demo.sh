@@ -22,7 +22,11 @@ python3 - "$demo/run/attempts.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    print(f"  attempt {r['attempt']}: class={r['class']} phase={r.get('phase','')} action={r.get('action','')} "
-          f"rung={r.get('rung_name','') or '-'} size={r.get('size','')} frames={r.get('frame_num','')}")
+    ran = ", ".join(f"{c['what']}={c.get('to','')}" for c in r.get("changes") or []) or "the command as given"
+    nxt = r.get("action", "")
+    if r.get("rung_name"):
+        nxt += " " + r["rung_name"]
+    print(f"  attempt {r['attempt']}: ran with {ran}")
+    print(f"             -> {r['class']} at {r.get('phase','')}; next: {nxt}")
 PY
 exit "$code"
