@@ -33,12 +33,12 @@ func runFlags() []cli.Flag {
 	return []cli.Flag{
 		configFlag,
 		runDirFlag,
-		&cli.IntFlag{Name: "max-attempts", Usage: "total launches, the first included (default from config: 8)", EnvVars: envs("MAX_ATTEMPTS")},
-		&cli.DurationFlag{Name: "deadline", Usage: "wall-clock limit for the whole run, e.g. 6h (default: none)", EnvVars: envs("DEADLINE")},
-		&cli.DurationFlag{Name: "backoff-initial", Usage: "first relaunch delay (default from config: 10s)", EnvVars: envs("BACKOFF_INITIAL")},
-		&cli.DurationFlag{Name: "backoff-max", Usage: "relaunch delay cap (default from config: 10m)", EnvVars: envs("BACKOFF_MAX")},
-		&cli.DurationFlag{Name: "grace", Usage: "time between SIGTERM and SIGKILL for the child's group (default from config: 30s)", EnvVars: envs("GRACE")},
-		&cli.DurationFlag{Name: "no-output-timeout", Usage: "stop and classify as stall after this long with no output (0 = off)", EnvVars: envs("NO_OUTPUT_TIMEOUT")},
+		&cli.IntFlag{Name: "max-attempts", Usage: "total launches, the first included", DefaultText: "8, from the config", EnvVars: envs("MAX_ATTEMPTS")},
+		&cli.DurationFlag{Name: "deadline", Usage: "wall-clock limit for the whole run, e.g. 6h", DefaultText: "none", EnvVars: envs("DEADLINE")},
+		&cli.DurationFlag{Name: "backoff-initial", Usage: "first relaunch delay", DefaultText: "10s, from the config", EnvVars: envs("BACKOFF_INITIAL")},
+		&cli.DurationFlag{Name: "backoff-max", Usage: "relaunch delay cap", DefaultText: "10m, from the config", EnvVars: envs("BACKOFF_MAX")},
+		&cli.DurationFlag{Name: "grace", Usage: "time between SIGTERM and SIGKILL for the child's group", DefaultText: "30s, from the config", EnvVars: envs("GRACE")},
+		&cli.DurationFlag{Name: "no-output-timeout", Usage: "stop and classify as stall after this long with no output", DefaultText: "off", EnvVars: envs("NO_OUTPUT_TIMEOUT")},
 		&cli.StringSliceFlag{Name: "phase-timeout", Usage: "NAME=DURATION, a watchdog per phase (repeatable), e.g. quantize=20m", EnvVars: envs("PHASE_TIMEOUT")},
 		&cli.StringFlag{Name: "exit-code", Value: exitModeContract, Usage: "contract: the code says how the run ended; child: the child's last code", EnvVars: envs("EXIT_CODE")},
 		&cli.StringFlag{Name: "state-file", Usage: "a state file the child reads and writes: snapshotted, watched, restored when corrupt", EnvVars: envs("STATE_FILE")},
@@ -58,8 +58,8 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "journal-max-backups", Value: 10, Usage: "rotated journals to keep", EnvVars: envs("JOURNAL_MAX_BACKUPS")},
 		&cli.IntFlag{Name: "journal-max-age", Value: 0, Usage: "days to keep rotated journals (0 = no limit)", EnvVars: envs("JOURNAL_MAX_AGE")},
 		&cli.BoolFlag{Name: "journal-compress", Value: true, Usage: "gzip rotated journals", EnvVars: envs("JOURNAL_COMPRESS")},
-		&cli.DurationFlag{Name: "sample-interval", Usage: "GPU memory and process-tree RSS sampling interval (default from config: 2s)", EnvVars: envs("SAMPLE_INTERVAL")},
-		&cli.DurationFlag{Name: "gpu-release-timeout", Usage: "wait this long for the last attempt's GPU memory before relaunching (default from config: 2m)", EnvVars: envs("GPU_RELEASE_TIMEOUT")},
+		&cli.DurationFlag{Name: "sample-interval", Usage: "GPU memory and process-tree RSS sampling interval", DefaultText: "2s, from the config", EnvVars: envs("SAMPLE_INTERVAL")},
+		&cli.DurationFlag{Name: "gpu-release-timeout", Usage: "wait this long for the last attempt's GPU memory before relaunching", DefaultText: "2m, from the config", EnvVars: envs("GPU_RELEASE_TIMEOUT")},
 	}
 }
 
