@@ -127,14 +127,34 @@ func doRun(c *cli.Context, ios *ioSet) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
+	// The config loads while the rest of the set-up runs: it is the larger
+	// part of the time before the child starts.
+	type loaded struct {
+		cfg *configs.Config
+		err error
+	}
+	cfgC := make(chan loaded, 1)
+	go func() {
+		cfg, err := loadConfig(c)
+		cfgC <- loaded{cfg, err}
+	}()
+	// Signals are caught from here on; one that comes before the child
+	// starts waits in the channel and reaches it at once.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	defer signal.Stop(sigs)
+	if err := runner.BecomeSubreaper(); err != nil {
+		log.WithError(err).Debug("cannot become a child subreaper")
 	}
 	phaseTimeouts, err := parsePhaseTimeouts(c.StringSlice("phase-timeout"))
 	if err != nil {
 		return err
 	}
+	ld := <-cfgC
+	if ld.err != nil {
+		return ld.err
+	}
+	cfg := ld.cfg
 	known := map[string]bool{}
 	for _, p := range cfg.Phases {
 		known[string(p.Name)] = true
@@ -163,13 +183,6 @@ func doRun(c *cli.Context, ios *ioSet) error {
 		Log:      log,
 		Jitter:   func() float64 { return mathrand.Float64() },
 	}
-	if err := runner.BecomeSubreaper(); err != nil {
-		log.WithError(err).Debug("cannot become a child subreaper")
-	}
-
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
-	defer signal.Stop(sigs)
 	sup.Signals = sigs
 
 	status := &statusWriter{w: ios.err, tty: isTerminal(ios.err)}

@@ -13,7 +13,7 @@ const (
 	chunkSize = 128 << 10
 	// queueLen is how many chunks may wait for the scanner; past that,
 	// chunks skip it. With chunkSize it bounds the memory in flight.
-	queueLen = 32
+	queueLen = 16
 )
 
 var chunkPool = sync.Pool{New: func() any {
