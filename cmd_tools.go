@@ -244,6 +244,18 @@ func openStore(c *cli.Context) (*statefile.Store, error) {
 	return st, nil
 }
 
+// withStore opens the state-file store named by the flags for a state
+// subcommand.
+func withStore(fn func(c *cli.Context, st *statefile.Store) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		st, err := openStore(c)
+		if err != nil {
+			return err
+		}
+		return fn(c, st)
+	}
+}
+
 func stateCommand(ios *ioSet) *cli.Command {
 	flags := []cli.Flag{
 		runDirFlag,
@@ -255,11 +267,7 @@ func stateCommand(ios *ioSet) *cli.Command {
 		Name:  "state",
 		Usage: "list, show, restore or prune snapshots of the state file",
 		Subcommands: []*cli.Command{
-			{Name: "list", Usage: "list snapshots, newest first", Flags: flags, Action: func(c *cli.Context) error {
-				st, err := openStore(c)
-				if err != nil {
-					return err
-				}
+			{Name: "list", Usage: "list snapshots, newest first", Flags: flags, Action: withStore(func(c *cli.Context, st *statefile.Store) error {
 				snaps, err := st.List()
 				if err != nil {
 					return exitf(ExitInternal, "state list: %v", err)
@@ -268,43 +276,31 @@ func stateCommand(ios *ioSet) *cli.Command {
 					fmt.Fprintf(ios.out, "%s\t%s\t%d bytes\t%s\n", s.Name, s.Time.Format(time.RFC3339), s.Size, s.Reason)
 				}
 				return nil
-			}},
-			{Name: "show", Usage: "print a snapshot's bytes", UsageText: "wan22-guard state show --state-file F NAME", Flags: flags, Action: func(c *cli.Context) error {
-				st, err := openStore(c)
-				if err != nil {
-					return err
-				}
+			})},
+			{Name: "show", Usage: "print a snapshot's bytes", UsageText: "wan22-guard state show --state-file F NAME", Flags: flags, Action: withStore(func(c *cli.Context, st *statefile.Store) error {
 				b, _, err := st.Show(c.Args().First())
 				if err != nil {
 					return exitf(ExitUsage, "state show: %v", err)
 				}
 				_, err = ios.out.Write(b)
 				return err
-			}},
-			{Name: "restore", Usage: "write a snapshot (default: the last good one) over the state file", UsageText: "wan22-guard state restore --state-file F [NAME]", Flags: flags, Action: func(c *cli.Context) error {
-				st, err := openStore(c)
-				if err != nil {
-					return err
-				}
+			})},
+			{Name: "restore", Usage: "write a snapshot (default: the last good one) over the state file", UsageText: "wan22-guard state restore --state-file F [NAME]", Flags: flags, Action: withStore(func(c *cli.Context, st *statefile.Store) error {
 				s, err := st.Restore(c.Args().First())
 				if err != nil {
 					return exitf(ExitUsage, "state restore: %v", err)
 				}
 				fmt.Fprintf(ios.out, "restored %s to %s\n", s.Name, st.StateFile())
 				return nil
-			}},
-			{Name: "prune", Usage: "apply retention (--keep, --max-age)", Flags: flags, Action: func(c *cli.Context) error {
-				st, err := openStore(c)
-				if err != nil {
-					return err
-				}
+			})},
+			{Name: "prune", Usage: "apply retention (--keep, --max-age)", Flags: flags, Action: withStore(func(c *cli.Context, st *statefile.Store) error {
 				n, err := st.Prune()
 				if err != nil {
 					return exitf(ExitInternal, "state prune: %v", err)
 				}
 				fmt.Fprintf(ios.out, "removed %d snapshots\n", n)
 				return nil
-			}},
+			})},
 		},
 	}
 }
