@@ -502,37 +502,48 @@ func TestE2E_ResumeAfterGuardKilled(t *testing.T) {
 	ckpt := mkckpt(t, "t2v-A14B")
 	dir := t.TempDir()
 	runDir := filepath.Join(dir, "run")
-	args := []string{"--run-dir", runDir, "--backoff-initial", "1ms", "--no-preflight", "--max-attempts", "1", "--",
+	args := []string{"--run-dir", runDir, "--backoff-initial", "1ms", "--backoff-max", "2ms", "--no-preflight", "--",
 		"python3", fakewan(t), "--task", "t2v-A14B", "--size", "1280*720", "--ckpt_dir", ckpt,
-		"--offload_model", "True", "--convert_model_dtype", "--sample_steps", "2", "--save_file", filepath.Join(dir, "o.mp4")}
-	env := append(os.Environ(), "FAKEWAN_VRAM_GB=56", "FAKEWAN_STEP_MS=0", "FAKEWAN_LOAD_MS=0")
-	run := func() int {
-		cmd := exec.Command(guardBin, args...)
-		cmd.Env = env
-		var se bytes.Buffer
-		cmd.Stderr = &se
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		return 0
+		"--offload_model", "True", "--convert_model_dtype", "--sample_steps", "3", "--save_file", filepath.Join(dir, "o.mp4")}
+	// The first guard walks two rungs (720P OOMs at decode on 56 GB) and is
+	// SIGKILLed, like a pod whose node went away, while attempt 3 runs.
+	first := exec.Command(guardBin, args...)
+	first.Env = append(os.Environ(), "FAKEWAN_VRAM_GB=56", "FAKEWAN_STEP_MS=300", "FAKEWAN_LOAD_MS=0")
+	stderr, err := first.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The first guard is stopped by its attempt budget after one OOM, the
-	// way a pod is replaced; run.json keeps the rung.
-	if code := run(); code == 0 {
-		t.Fatalf("first run succeeded; want it to stop after one OOM")
+	first.Stdout = io.Discard
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
 	}
-	var rf struct {
-		State struct {
-			Attempts int            `json:"attempts"`
-			Rungs    map[string]int `json:"rungs"`
-		} `json:"state"`
+	t.Cleanup(func() { _ = first.Process.Kill(); _ = first.Wait() })
+	r := bufio.NewReader(stderr)
+	waitLine(t, r, "attempt 2/")
+	waitLine(t, r, "it/s]") // attempt 3 is stepping
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(runDir, "run.json"))
-	if err != nil || json.Unmarshal(b, &rf) != nil {
-		t.Fatalf("run.json: %v %s", err, b)
+	_ = first.Wait()
+
+	// The second guard, same run dir and command, continues at attempt 3's
+	// rung instead of starting again at 720P.
+	second := exec.Command(guardBin, args...)
+	second.Env = append(os.Environ(), "FAKEWAN_VRAM_GB=56", "FAKEWAN_STEP_MS=0", "FAKEWAN_LOAD_MS=0")
+	var se bytes.Buffer
+	second.Stderr, second.Stdout = &se, io.Discard
+	if err := second.Run(); err != nil {
+		t.Fatalf("second guard: %v\nstderr:\n%s", err, se.String())
 	}
-	if rf.State.Attempts != 1 {
-		t.Fatalf("run.json attempts = %d, want 1", rf.State.Attempts)
+	recs := guardRun{runDir: runDir}.records(t)
+	last := recs[len(recs)-1]
+	if last["class"] != "success" || last["attempt"] != float64(3) {
+		t.Fatalf("last record: attempt %v class %v; want attempt 3 (resumed) and success", last["attempt"], last["class"])
+	}
+	if got := argOf(last, "--size"); got != "832*480" {
+		t.Errorf("resumed attempt --size = %q, want 832*480", got)
+	}
+	if len(recs) != 3 {
+		t.Errorf("got %d records, want attempts 1, 2 from the first guard and 3 from the second", len(recs))
 	}
 }

@@ -336,7 +336,10 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 			s.Observer.AttemptEnded(rec)
 		}
 		run.Last = &rec
-		run.Done = dec.Action == strategies.ActionNone
+		// A run the guard ended by its own decision is finished, and the same
+		// command next time starts afresh; one it was stopped in (a signal,
+		// the guard killed) is resumed by the next guard.
+		run.Done = dec.Action.Final() && sig == nil
 		if err := saveRun(o, run); err != nil {
 			log.WithError(err).Debug("cannot save run.json")
 			if !writeErrSaid {
