@@ -325,3 +325,52 @@ func TestE2E_StatsOverRotatedJournal(t *testing.T) {
 		t.Errorf("by hand %d records; stats says %d attempts, %d runs, outcomes %v; want 60, 60, 1, unknown: 60", count, st.Attempts, st.Runs, st.Outcomes)
 	}
 }
+
+func TestE2E_LeftoversOfAKilledGuardAreKilled(t *testing.T) {
+	t.Parallel()
+	runDir := filepath.Join(t.TempDir(), "run")
+	// The child starts a grandchild in its own session, as torchrun does
+	// with its ranks: the parent-death signal does not reach it.
+	script := `if [ -n "$SECOND" ]; then exit 0; fi; setsid sh -c 'echo "grandchild $$" >&2; exec sleep 600' & wait`
+	args := []string{"--run-dir", runDir, "--backoff-initial", "1ms", "--", "sh", "-c", script}
+	first := exec.Command(guardBin, args...)
+	stderr, err := first.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Process.Kill(); _ = first.Wait() })
+	line := waitLine(t, bufio.NewReader(stderr), "grandchild ")
+	gc, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "grandchild")))
+	if err != nil {
+		t.Fatalf("grandchild pid from %q: %v", line, err)
+	}
+	pidfd, err := unixPidfd(gc)
+	if err != nil {
+		t.Skipf("pidfd_open: %v", err)
+	}
+	defer syscall.Close(pidfd)
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	if exited(pidfd, 0) {
+		t.Fatal("the grandchild died with the guard; this test needs it to survive")
+	}
+
+	second := exec.Command(guardBin, args...)
+	second.Env = append(os.Environ(), "SECOND=1")
+	out, err := second.CombinedOutput()
+	if err != nil {
+		t.Fatalf("second guard: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "left running by the previous guard") {
+		t.Errorf("second guard did not say it killed leftovers:\n%s", out)
+	}
+	if !exited(pidfd, tooLong) {
+		_ = syscall.Kill(gc, syscall.SIGKILL)
+		t.Fatalf("grandchild %d of the killed guard is still running", gc)
+	}
+}

@@ -86,6 +86,7 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 	if env == nil {
 		env = o.Env
 	}
+	env = append(append([]string(nil), env...), EnvRunID+"="+o.RunID)
 	restoreFiles, ferr := applyFiles(patch.Files)
 	defer restoreFiles()
 	if ferr != nil {

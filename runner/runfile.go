@@ -3,6 +3,7 @@ package runner
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -83,4 +84,41 @@ func saveRun(o Options, rf RunFile) error {
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	return statefile.WriteFileAtomic(path, data, mode)
+}
+
+// liveFileName is written in the run dir while a guard runs there and
+// removed when it ends: finding one at start means the last guard was killed.
+const liveFileName = "live.json"
+
+// liveFile says which guard runs in a run dir.
+type liveFile struct {
+	RunID string `json:"run_id"`
+	Pid   int    `json:"pid"`
+	// Start is the guard's start time in clock ticks since boot
+	// (/proc/<pid>/stat), so a reused pid is not taken for the guard.
+	Start uint64 `json:"start"`
+}
+
+func readLive(path string) (liveFile, bool) {
+	var lf liveFile
+	b, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(b, &lf) != nil || lf.RunID == "" {
+		return lf, false
+	}
+	return lf, true
+}
+
+// writeLive records this guard. It is not fsynced: it only has to survive
+// the guard being killed, which the page cache does; after a power loss
+// nothing of the old run is left to kill.
+func writeLive(path, runID string) {
+	lf := liveFile{RunID: runID, Pid: os.Getpid(), Start: procStart(os.Getpid())}
+	if b, err := json.Marshal(lf); err == nil {
+		_ = os.WriteFile(path, b, 0o600)
+	}
+}
+
+// alive reports whether the guard that wrote lf still runs.
+func (lf liveFile) alive() bool {
+	return lf.Pid > 0 && lf.Pid != os.Getpid() && lf.Start != 0 && procStart(lf.Pid) == lf.Start
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,6 +222,22 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 
 	cmd := wan.Parse(o.Argv)
 	run := loadRun(o, cmd, log)
+	o.RunID = run.RunID
+	if o.RunFile != "" {
+		live := filepath.Join(filepath.Dir(o.RunFile), liveFileName)
+		if prev, ok := readLive(live); ok {
+			if prev.alive() {
+				s.statusf(&o, "another guard (pid %d) is running in this run dir; its processes are left alone", prev.Pid)
+			} else if pids := KillLeftovers(prev.RunID, 5*time.Second); len(pids) > 0 {
+				// The last guard was killed before its run ended; what its
+				// child's tree left running (ranks in their own sessions)
+				// would hold the GPU the next attempt needs.
+				s.statusf(&o, "killed %d processes left running by the previous guard of run %s: %v", len(pids), prev.RunID, pids)
+			}
+		}
+		writeLive(live, o.RunID)
+		defer os.Remove(live)
+	}
 	started := s.Clock.Now()
 	if !run.Started.IsZero() {
 		started = run.Started

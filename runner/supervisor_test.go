@@ -265,8 +265,9 @@ func TestSupervisor_FirstAttemptSucceeds(t *testing.T) {
 		t.Errorf("status = %q", got)
 	}
 	spec := h.launcher.Spec(1)
-	if !slices.Equal(spec.Args, plainArgv) || spec.Path != "python" || !slices.Equal(spec.Env, baseEnv) {
-		t.Errorf("spec path/args/env = %q/%q/%q, want the command as given", spec.Path, spec.Args, spec.Env)
+	wantEnv := append(slices.Clone(baseEnv), EnvRunID+"=r1")
+	if !slices.Equal(spec.Args, plainArgv) || spec.Path != "python" || !slices.Equal(spec.Env, wantEnv) {
+		t.Errorf("spec path/args/env = %q/%q/%q, want the command as given plus %s", spec.Path, spec.Args, spec.Env, EnvRunID)
 	}
 	if spec.TailLines != 200 || spec.MaxLine != 8192 {
 		t.Errorf("spec tail_lines/max_line = %d/%d, want the config's 200/8192", spec.TailLines, spec.MaxLine)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"golang.org/x/sys/unix"
 	"os"
 	"slices"
 	"strconv"
@@ -196,4 +197,101 @@ func allIn(pids []int, set map[int]bool) bool {
 		}
 	}
 	return true
+}
+
+// EnvRunID is set in every attempt's environment to the run's ID. Every
+// process of the child's tree inherits it, even one that started its own
+// session and was reparented away from the guard, so a later guard can find
+// what a killed guard left behind.
+const EnvRunID = "WAN22_GUARD_RUN_ID"
+
+// KillLeftovers finds the processes whose environment carries
+// EnvRunID=runID (what a guard that was itself killed left running: torchrun
+// ranks in their own sessions survive the parent-death signal, which reaches
+// only the direct child), sends each SIGKILL and waits up to wait for them to
+// exit. It returns the pids it killed.
+func KillLeftovers(runID string, wait time.Duration) []int {
+	if runID == "" {
+		return nil
+	}
+	want := []byte(EnvRunID + "=" + runID + "\x00")
+	self := os.Getpid()
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	var killed []int
+	var fds []unix.PollFd
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + name + "/environ")
+		if err != nil || !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, want...)) {
+			continue
+		}
+		// A pidfd taken before the kill cannot be fooled by pid reuse.
+		fd, ferr := unix.PidfdOpen(pid, 0)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			if ferr == nil {
+				unix.Close(fd)
+			}
+			continue
+		}
+		killed = append(killed, pid)
+		if ferr == nil {
+			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		}
+	}
+	// A pidfd turns readable when its process exits: wait on all of them.
+	deadline := time.Now().Add(wait)
+	for len(fds) > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err != nil && err != unix.EINTR {
+			break
+		}
+		if n <= 0 {
+			continue
+		}
+		open := fds[:0]
+		for _, f := range fds {
+			if f.Revents != 0 {
+				unix.Close(int(f.Fd))
+				continue
+			}
+			open = append(open, f)
+		}
+		fds = open
+	}
+	for _, f := range fds {
+		unix.Close(int(f.Fd))
+	}
+	return killed
+}
+
+// procStart returns pid's start time in clock ticks since boot, or 0.
+func procStart(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); starttime is field 22.
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
 }
