@@ -3,7 +3,6 @@ package runner
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -87,7 +86,7 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 		env = o.Env
 	}
 	env = append(append([]string(nil), env...), EnvRunID+"="+o.RunID)
-	restoreFiles, ferr := applyFiles(patch.Files)
+	restoreFiles, ferr := applyFiles(originalsDir(o), patch.Files)
 	defer restoreFiles()
 	if ferr != nil {
 		s.statusf(o, "cannot apply config file change: %v", ferr)
@@ -352,40 +351,6 @@ func envChanges(p strategies.Patch) map[string]string {
 	}
 	return m
 }
-
-// applyFiles applies a rung's config file patches and returns a function
-// that puts the user's originals back.
-func applyFiles(files []strategies.FilePatch) (func(), error) {
-	var undo []func()
-	restore := func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}
-	for _, f := range files {
-		orig, err := os.ReadFile(f.Path)
-		if err != nil {
-			return restore, fmt.Errorf("read %s: %w", f.Path, err)
-		}
-		fi, _ := os.Stat(f.Path)
-		mode := os.FileMode(0o644)
-		if fi != nil {
-			mode = fi.Mode().Perm()
-		}
-		next, err := strategies.ApplyFilePatch(f, orig, readFileFn)
-		if err != nil {
-			return restore, err
-		}
-		if err := writeAtomic(f.Path, next, mode); err != nil {
-			return restore, err
-		}
-		path := f.Path
-		undo = append(undo, func() { _ = writeAtomic(path, orig, mode) })
-	}
-	return restore, nil
-}
-
-func readFileFn(path string) ([]byte, error) { return os.ReadFile(path) }
 
 // journalChanges is what this attempt's command changed against the one
 // the user gave: every rung taken so far, argv, env and files.

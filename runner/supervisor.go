@@ -237,6 +237,13 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 		}
 		writeLive(live, o.RunID)
 		defer os.Remove(live)
+		restored, err := restoreOriginals(originalsDir(&o))
+		for _, p := range restored {
+			s.statusf(&o, "put back %s, which a killed guard had left patched", p)
+		}
+		if err != nil {
+			s.statusf(&o, "cannot put back a config file a killed guard left patched: %v", err)
+		}
 	}
 	started := s.Clock.Now()
 	if !run.Started.IsZero() {
