@@ -371,7 +371,7 @@ func workflowCommand(ios *ioSet) *cli.Command {
 					fmt.Fprintf(ios.out, "last attempt: %s at %s; no workflow for it (action: %s)\n", rec.Class, rec.Phase, rec.Action)
 					return nil
 				}
-				vars := strategies.Vars(wan.Parse(rec.Argv), v)
+				vars := strategies.VarsForPrint(wan.Parse(rec.Argv), v)
 				vars["argv"] = strategies.ShellJoin(rec.Argv)
 				fmt.Fprintf(ios.out, "last attempt %d: %s at %s\n\n", rec.Attempt, rec.Class, rec.Phase)
 				fmt.Fprint(ios.out, w.Render(vars))

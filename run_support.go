@@ -377,32 +377,37 @@ func (s *statusObserver) BackingOff(d time.Duration) {
 	}
 	s.cancel = cancel
 	s.mu.Unlock()
+	end := time.Now().Add(d)
+	draw := func() time.Duration {
+		left := max(time.Until(end).Round(time.Second), 0)
+		where := rec.Class
+		if rec.Phase != "" {
+			where += " at " + rec.Phase
+		}
+		next := rec.Action
+		if rec.RungName != "" {
+			next = rec.RungName
+		}
+		if len(rec.Trades) > 0 {
+			next = strings.Join(rec.Trades, ", ")
+		}
+		s.st.Transient(fmt.Sprintf("attempt %d · %s · next: %s in %s", rec.Attempt, where, next, left))
+		return left
+	}
+	// The first line is drawn before BackingOff returns, so it shows even
+	// when the wait is short; a goroutine counts it down.
+	if draw() == 0 {
+		return
+	}
 	go func() {
-		end := time.Now().Add(d)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			left := time.Until(end).Round(time.Second)
-			if left < 0 {
-				left = 0
-			}
-			where := rec.Class
-			if rec.Phase != "" {
-				where += " at " + rec.Phase
-			}
-			next := rec.Action
-			if rec.RungName != "" {
-				next = rec.RungName
-			}
-			if len(rec.Trades) > 0 {
-				next = strings.Join(rec.Trades, ", ")
-			}
-			s.st.Transient(fmt.Sprintf("attempt %d · %s · next: %s in %s", rec.Attempt, where, next, left))
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if left == 0 {
+				if draw() == 0 {
 					return
 				}
 			}

@@ -543,7 +543,7 @@ func (s *Supervisor) printWorkflow(o *Options, cfg *configs.Config, dec strategi
 	if !ok {
 		return
 	}
-	vars := strategies.Vars(wan.Parse(argv), v)
+	vars := strategies.VarsForPrint(wan.Parse(argv), v)
 	vars["argv"] = strategies.ShellJoin(journal.RedactArgv(argv))
 	text := w.Render(vars)
 	var b strings.Builder

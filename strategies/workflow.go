@@ -174,6 +174,27 @@ func Vars(cmd wan.Command, res classify.Result) map[string]string {
 	return v
 }
 
+// unknownVars stand in for what a command does not say (a front-end
+// without --task, say), so a printed workflow reads as prose.
+var unknownVars = map[string]string{
+	"evidence": "no error line", "phase": "an unknown phase", "class": "this failure",
+	"argv": "your command", "ckpt_dir": "your --ckpt_dir", "task": "your task",
+	"size": "your size", "frames": "the default", "world_size": "the number of processes",
+	"save_file": "the output file", "checkpoints": "the checkpoint files of your task",
+}
+
+// VarsForPrint is Vars with every placeholder filled: what the command does
+// not say is named in words. Use it for text a person reads.
+func VarsForPrint(cmd wan.Command, res classify.Result) map[string]string {
+	v := Vars(cmd, res)
+	for k, d := range unknownVars {
+		if _, ok := v[k]; !ok {
+			v[k] = d
+		}
+	}
+	return v
+}
+
 func expand(s string, vars map[string]string) string {
 	if !strings.Contains(s, "{") {
 		return s
