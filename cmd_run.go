@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -150,32 +151,54 @@ func doRun(c *cli.Context, ios *ioSet) error {
 	if err != nil {
 		return err
 	}
-	ld := <-cfgC
-	if ld.err != nil {
-		return ld.err
+	// With only the built-in config (checked by the tests) and nothing on
+	// the command line to check against it, the child is launched while the
+	// config still loads; otherwise everything is checked first.
+	early := c.String("config") == "" && len(phaseTimeouts) == 0 && !c.Bool("dry-run")
+	var cur atomic.Pointer[configs.Config]
+	var waitCfg sync.Once
+	getCfg := func() *configs.Config {
+		waitCfg.Do(func() {
+			ld := <-cfgC
+			if ld.err != nil {
+				// Only the embedded defaults load here, and the tests load
+				// them: this is a broken build, and the child is not started
+				// or dies with the guard.
+				fmt.Fprintf(ios.err, "%s%v\n", guardLinePrefix, ld.err)
+				os.Exit(ExitInternal)
+			}
+			if cur.Load() == nil {
+				cur.Store(ld.cfg)
+			}
+		})
+		return cur.Load()
 	}
-	cfg := ld.cfg
-	known := map[string]bool{}
-	for _, p := range cfg.Phases {
-		known[string(p.Name)] = true
-	}
-	for _, p := range []classify.Phase{classify.PhaseStart, classify.PhaseDecode, classify.PhaseDenoise, classify.PhaseDone} {
-		known[string(p)] = true
-	}
-	for name := range phaseTimeouts {
-		if !known[name] {
-			return exitf(ExitUsage, "--phase-timeout: unknown phase %q", name)
+	if !early {
+		ld := <-cfgC
+		if ld.err != nil {
+			return ld.err
 		}
-	}
-	cmd := wan.Parse(argv)
-	if c.Bool("dry-run") {
-		return dryRun(c, ios, cfg, argv, cmd)
+		cfg := ld.cfg
+		cfgC <- ld
+		known := map[string]bool{}
+		for _, p := range cfg.Phases {
+			known[string(p.Name)] = true
+		}
+		for _, p := range []classify.Phase{classify.PhaseStart, classify.PhaseDecode, classify.PhaseDenoise, classify.PhaseDone} {
+			known[string(p)] = true
+		}
+		for name := range phaseTimeouts {
+			if !known[name] {
+				return exitf(ExitUsage, "--phase-timeout: unknown phase %q", name)
+			}
+		}
+		if c.Bool("dry-run") {
+			return dryRun(c, ios, cfg, argv, wan.Parse(argv))
+		}
 	}
 
 	runDir := c.String("run-dir")
 	runID := newRunID()
-	var cur atomic.Pointer[configs.Config]
-	cur.Store(cfg)
 
 	sup := &runner.Supervisor{
 		Launcher: &runner.ExecLauncher{},
@@ -229,7 +252,8 @@ func doRun(c *cli.Context, ios *ioSet) error {
 	opts := runner.Options{
 		Argv: argv, Env: os.Environ(), Stdin: ios.in, Stdout: ios.out, Stderr: ios.err, Status: status,
 		RunID: runID, RunFile: runFile,
-		Config:      func() *configs.Config { return cur.Load() },
+		Config:      getCfg,
+		LaunchEarly: early,
 		MaxAttempts: c.Int("max-attempts"), Deadline: c.Duration("deadline"),
 		PhaseTimeouts: phaseTimeouts, Grace: c.Duration("grace"),
 		PinSeed: !c.Bool("no-pin"), SetSaveFile: !c.Bool("no-pin"),
@@ -247,13 +271,11 @@ func doRun(c *cli.Context, ios *ioSet) error {
 		d := c.Duration("backoff-max")
 		opts.BackoffMax = &d
 	}
-	facts := newFactsAdapter(c, cfg, runDir, log)
-	if facts != nil {
-		sup.Facts = facts
-		defer facts.Close()
-		if !c.Bool("no-preflight") {
-			opts.StartRung = facts.preflight(cfg)
-		}
+	facts := newFactsAdapter(c, getCfg, runDir, log)
+	sup.Facts = facts
+	defer facts.Close()
+	if !c.Bool("no-preflight") {
+		opts.StartRung = facts.preflight(getCfg)
 	}
 	obs, stopObs, err := newObservers(c, status)
 	if err != nil {

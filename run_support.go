@@ -123,6 +123,8 @@ func (a *stateAdapter) watch(ctx context.Context) func() {
 // release gate before a relaunch.
 type factsAdapter struct {
 	prober   *nvml.Prober
+	cfg      func() *configs.Config
+	once     sync.Once
 	interval time.Duration
 	release  time.Duration
 	paths    []string
@@ -139,15 +141,14 @@ type factsToken struct {
 	cancel   context.CancelFunc
 }
 
-func newFactsAdapter(c *cli.Context, cfg *configs.Config, runDir string, log *logrus.Entry) *factsAdapter {
+func newFactsAdapter(c *cli.Context, cfg func() *configs.Config, runDir string, log *logrus.Entry) *factsAdapter {
 	p := nvml.New()
 	p.Preload()
 	f := &factsAdapter{
-		prober:   p,
-		interval: cfg.Runtime.SampleInterval.D(),
-		release:  cfg.Runtime.GPUReleaseTimeout.D(),
-		paths:    []string{runDir},
-		log:      log.WithField("component", "facts"),
+		prober: p,
+		cfg:    cfg,
+		paths:  []string{runDir},
+		log:    log.WithField("component", "facts"),
 	}
 	if c.IsSet("sample-interval") {
 		f.interval = c.Duration("sample-interval")
@@ -155,10 +156,25 @@ func newFactsAdapter(c *cli.Context, cfg *configs.Config, runDir string, log *lo
 	if c.IsSet("gpu-release-timeout") {
 		f.release = c.Duration("gpu-release-timeout")
 	}
-	if f.interval <= 0 {
-		f.interval = 2 * time.Second
-	}
 	return f
+}
+
+// settings returns the sampling interval and release timeout: the flags',
+// else the config's (read once the child runs, not before).
+func (f *factsAdapter) settings() (interval, release time.Duration) {
+	f.once.Do(func() {
+		rt := f.cfg().Runtime
+		if f.interval == 0 {
+			f.interval = rt.SampleInterval.D()
+		}
+		if f.release == 0 {
+			f.release = rt.GPUReleaseTimeout.D()
+		}
+		if f.interval <= 0 {
+			f.interval = 2 * time.Second
+		}
+	})
+	return f.interval, f.release
 }
 
 func (f *factsAdapter) Close() { _ = f.prober.Close() }
@@ -177,7 +193,8 @@ func (f *factsAdapter) Before(ctx context.Context, pid int) any {
 	t.hostPre, _ = host.Read(ctx, f.paths...)
 	sctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
-	t.sampler = gpu.NewSampler(f.prober, f.interval, func() []int { return []int{pid} })
+	interval, _ := f.settings()
+	t.sampler = gpu.NewSampler(f.prober, interval, func() []int { return []int{pid} })
 	t.sampler.Start(sctx)
 	if t.baseline.Available {
 		go func() {
@@ -238,7 +255,8 @@ func (f *factsAdapter) Release(ctx context.Context, token any) string {
 	if !ok || !t.baseline.Available {
 		return ""
 	}
-	res, err := gpu.WaitReleased(ctx, f.prober, t.baseline, func() []int { return []int{t.pid} }, gpu.GateOptions{Deadline: f.release})
+	_, release := f.settings()
+	res, err := gpu.WaitReleased(ctx, f.prober, t.baseline, func() []int { return []int{t.pid} }, gpu.GateOptions{Deadline: release})
 	if err != nil || res.Released {
 		return ""
 	}
@@ -248,7 +266,7 @@ func (f *factsAdapter) Release(ctx context.Context, token any) string {
 // preflight returns the Supervisor's start-rung hook: when the request
 // cannot fit the free memory of the GPUs it will use, start at the first
 // rung that fits.
-func (f *factsAdapter) preflight(cfg *configs.Config) func(cmd wan.Command) (string, int, string) {
+func (f *factsAdapter) preflight(getCfg func() *configs.Config) func(cmd wan.Command) (string, int, string) {
 	return func(cmd wan.Command) (string, int, string) {
 		if !cmd.IsWan() {
 			return "", 0, ""
@@ -269,6 +287,7 @@ func (f *factsAdapter) preflight(cfg *configs.Config) func(cmd wan.Command) (str
 				free = d.MemFree
 			}
 		}
+		cfg := getCfg()
 		pol := cfg.Classes[classify.ClassCUDAOOM]
 		lad, ok := cfg.Ladder(pol.Ladder)
 		if !ok {

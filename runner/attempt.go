@@ -24,6 +24,7 @@ import (
 // the Supervisor when the phase changes.
 type scanSink struct {
 	mu      sync.Mutex
+	rules   func() *classify.Rules // the rules, asked for when the first line comes
 	sc      *classify.Scanner
 	phase   classify.Phase
 	changed chan classify.Phase // size 1, latest phase wins
@@ -32,14 +33,23 @@ type scanSink struct {
 
 var seedRE = regexp.MustCompile(`base_seed=(-?\d+)`)
 
-func newScanSink(r *classify.Rules) *scanSink {
-	return &scanSink{sc: classify.NewScanner(r), phase: classify.PhaseStart, changed: make(chan classify.Phase, 1), seed: -1}
+func newScanSink(rules func() *classify.Rules) *scanSink {
+	return &scanSink{rules: rules, phase: classify.PhaseStart, changed: make(chan classify.Phase, 1), seed: -1}
+}
+
+// scanner returns the attempt's scanner, made on first use. Call with mu held.
+func (k *scanSink) scanner() *classify.Scanner {
+	if k.sc == nil {
+		k.sc = classify.NewScanner(k.rules())
+	}
+	return k.sc
 }
 
 func (k *scanSink) Line(_ Stream, line []byte) {
 	k.mu.Lock()
-	k.sc.Line(line)
-	p := k.sc.Phase()
+	sc := k.scanner()
+	sc.Line(line)
+	p := sc.Phase()
 	if k.seed < 0 && len(line) > 20 && containsJobArgs(line) {
 		if m := seedRE.FindSubmatch(line); m != nil {
 			if v, err := strconv.ParseInt(string(m[1]), 10, 64); err == nil && v >= 0 {
@@ -66,7 +76,7 @@ func containsJobArgs(line []byte) bool {
 func (k *scanSink) verdict(o classify.Outcome) classify.Result {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.sc.Verdict(o)
+	return k.scanner().Verdict(o)
 }
 
 func (k *scanSink) seenSeed() int64 {
@@ -79,8 +89,19 @@ func (k *scanSink) seenSeed() int64 {
 // verdict, and the stop signal if the guard was told to stop.
 func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Config, n int, argv []string, patch strategies.Patch, st strategies.RunState) (journal.Record, classify.Outcome, classify.Result, os.Signal) {
 	log := s.Log.WithFields(logrus.Fields{"component": "runner", "attempt": n})
-	rt := cfg.Runtime
-	sink := newScanSink(cfg.Compiled)
+	// Without a config yet (LaunchEarly) the launch takes the built-in
+	// sizes, the scanner takes the rules when the first line comes, and
+	// the watchdogs are set from the config once the child runs.
+	tailLines, maxLine := DefaultTailLines, DefaultMaxLine
+	if cfg != nil {
+		tailLines, maxLine = cfg.Runtime.TailLines, cfg.Runtime.MaxLine
+	}
+	sink := newScanSink(func() *classify.Rules {
+		if cfg != nil {
+			return cfg.Compiled
+		}
+		return o.Config().Compiled
+	})
 	env := patch.Env
 	if env == nil {
 		env = o.Env
@@ -99,13 +120,17 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 	p, err := s.Launcher.Launch(ctx, Spec{
 		Path: argv[0], Args: argv, Env: env, Dir: o.Dir,
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
-		Sink: sink, TailLines: rt.TailLines, MaxLine: rt.MaxLine,
+		Sink: sink, TailLines: tailLines, MaxLine: maxLine,
 	})
 	if err != nil {
 		ex := Exit{Code: 127, StartErr: err}
 		return s.finish(o, cfg, n, argv, patch, st, start, nil, ex, sink, classify.WatchdogNone, false, nil, nil)
 	}
 	log.WithField("pid", p.Pid()).Debug("child started")
+	if cfg == nil {
+		cfg = o.Config()
+	}
+	rt := cfg.Runtime
 	// Facts before the attempt are read off the watch loop: the child is
 	// already running, and a slow probe must not delay forwarding a signal.
 	var tokenC chan any

@@ -121,6 +121,11 @@ type Options struct {
 	StartRung func(cmd wan.Command) (ladder string, rung int, why string)
 	// Resume continues from run.json even when the command changed.
 	Resume bool
+	// LaunchEarly lets the first attempt of a fresh run start before
+	// Config returns (Config may then block while it loads); set it only
+	// when nothing given on the command line needs the config checked
+	// before the launch.
+	LaunchEarly bool
 }
 
 // Supervisor is the attempt loop: launch, watch, classify, decide, act.
@@ -277,18 +282,25 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 	// it cannot be written, not one per file or per attempt.
 	var writeErrSaid bool
 	for {
-		cfg := o.Config()
-		pol := s.policy(cfg, &o)
 		attempt := run.State.Attempts + 1
-		if attempt > pol.MaxAttempts && run.State.Attempts > 0 {
-			s.setState(Failed)
-			return res, &GiveUpError{Cause: ErrBudgetExhausted, Last: res.Last, Class: res.Verdict.Class}
-		}
-
-		patch, err := strategies.PlanState(o.Argv, o.Env, cmd, &pol, run.State)
-		if err != nil {
-			s.setState(Failed)
-			return res, fmt.Errorf("apply ladder: %w", err)
+		var cfg *configs.Config
+		var pol strategies.Policy
+		patch := strategies.Patch{Argv: o.Argv, Env: o.Env}
+		// The first attempt of a fresh run needs nothing from the config
+		// before its launch; with LaunchEarly it starts while the config
+		// is still loading, and the config is read once the child runs.
+		if !(o.LaunchEarly && run.State.Attempts == 0 && noRungTaken(run.State)) {
+			cfg = o.Config()
+			pol = s.policy(cfg, &o)
+			if attempt > pol.MaxAttempts && run.State.Attempts > 0 {
+				s.setState(Failed)
+				return res, &GiveUpError{Cause: ErrBudgetExhausted, Last: res.Last, Class: res.Verdict.Class}
+			}
+			var err error
+			if patch, err = strategies.PlanState(o.Argv, o.Env, cmd, &pol, run.State); err != nil {
+				s.setState(Failed)
+				return res, fmt.Errorf("apply ladder: %w", err)
+			}
 		}
 		argv := patch.Argv
 		if cmd.IsWan() {
@@ -311,6 +323,10 @@ func (s *Supervisor) Run(ctx context.Context, o Options) (Result, error) {
 		}
 
 		rec, outcome, verdict, sig := s.attempt(ctx, &o, cfg, attempt, argv, patch, run.State)
+		if cfg == nil {
+			cfg = o.Config()
+			pol = s.policy(cfg, &o)
+		}
 		res.Attempts = attempt
 		res.Last = outcome
 		res.Verdict = verdict
@@ -554,4 +570,18 @@ func (s *Supervisor) printWorkflow(o *Options, cfg *configs.Config, dec strategi
 	}
 	_, _ = io.WriteString(o.Status, b.String())
 	_ = cmd
+}
+
+// noRungTaken reports whether st has no ladder rung to apply: the command
+// runs as the user gave it.
+func noRungTaken(st strategies.RunState) bool {
+	if len(st.Steps) > 0 {
+		return false
+	}
+	for _, r := range st.Rungs {
+		if r >= 0 {
+			return false
+		}
+	}
+	return true
 }

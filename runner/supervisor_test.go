@@ -1148,3 +1148,25 @@ type launchFunc func(ctx context.Context, spec Spec) (Process, error)
 var _ Launcher = launchFunc(nil)
 
 func (f launchFunc) Launch(ctx context.Context, spec Spec) (Process, error) { return f(ctx, spec) }
+
+func TestSupervisor_LaunchEarlyStartsBeforeTheConfig(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, Script{Stderr: []string{"KeyError: frames"}, ExitCode: 3}, Script{Stdout: []string{"done"}})
+	o := h.options(plainArgv)
+	loaded := o.Config
+	release := make(chan struct{})
+	o.Config = func() *configs.Config { <-release; return loaded() }
+	o.LaunchEarly = true
+	h.launcher.OnLaunch = func(n int, _ Spec) {
+		if n == 1 {
+			close(release) // the config "finishes loading" only once the child runs
+		}
+	}
+	res, err := h.wait(h.start(context.Background(), o))
+	if err != nil || res.Attempts != 2 {
+		t.Fatalf("Run = %d attempts, %v; want a relaunch then success", res.Attempts, err)
+	}
+	if res.Records[0].Class != "unknown" || res.Records[0].Evidence == "" {
+		t.Errorf("first attempt record %+v: the scanner must classify with the rules loaded after launch", res.Records[0])
+	}
+}
