@@ -127,31 +127,12 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 		return s.finish(o, cfg, n, argv, patch, st, start, nil, ex, sink, classify.WatchdogNone, false, nil, nil)
 	}
 	log.WithField("pid", p.Pid()).Debug("child started")
-	if cfg == nil {
-		cfg = o.Config()
-	}
-	rt := cfg.Runtime
 	// Facts before the attempt are read off the watch loop: the child is
 	// already running, and a slow probe must not delay forwarding a signal.
 	var tokenC chan any
 	if s.Facts != nil && p.Pid() > 0 {
 		tokenC = make(chan any, 1)
 		go func(pid int) { tokenC <- s.Facts.Before(ctx, pid) }(p.Pid())
-	}
-
-	grace := o.Grace
-	if grace <= 0 {
-		grace = rt.Grace.D()
-	}
-	noOut := rt.NoOutputTimeout.D()
-	if o.NoOutputTimeout != nil {
-		noOut = *o.NoOutputTimeout
-	}
-	phaseTimeout := func(ph classify.Phase) time.Duration {
-		if d, ok := o.PhaseTimeouts[string(ph)]; ok {
-			return d
-		}
-		return rt.PhaseTimeouts[string(ph)].D()
 	}
 
 	var (
@@ -161,12 +142,47 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 		watchdog classify.Watchdog
 		stopSig  os.Signal
 		curPhase = classify.PhaseStart
+		rt       configs.Runtime
+		haveRT   bool
+		noOut    time.Duration
 	)
-	if noOut > 0 {
-		noOutC = s.Clock.After(noOut)
+	// Until the config is read (LaunchEarly), signals are forwarded with the
+	// built-in grace and the watchdogs wait.
+	grace := o.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
 	}
-	if d := phaseTimeout(curPhase); d > 0 {
-		phaseC = s.Clock.After(d)
+	phaseTimeout := func(ph classify.Phase) time.Duration {
+		if d, ok := o.PhaseTimeouts[string(ph)]; ok {
+			return d
+		}
+		if !haveRT {
+			return 0
+		}
+		return rt.PhaseTimeouts[string(ph)].D()
+	}
+	arm := func(c *configs.Config) {
+		rt, haveRT = c.Runtime, true
+		if o.Grace <= 0 {
+			grace = rt.Grace.D()
+		}
+		noOut = rt.NoOutputTimeout.D()
+		if o.NoOutputTimeout != nil {
+			noOut = *o.NoOutputTimeout
+		}
+		if noOut > 0 {
+			noOutC = s.Clock.After(noOut)
+		}
+		if d := phaseTimeout(curPhase); d > 0 {
+			phaseC = s.Clock.After(d)
+		}
+	}
+	var cfgC chan *configs.Config
+	if cfg != nil {
+		arm(cfg)
+	} else {
+		cfgC = make(chan *configs.Config, 1)
+		go func() { cfgC <- o.Config() }()
 	}
 	terminate := func() {
 		_ = p.Signal(syscall.SIGTERM)
@@ -183,6 +199,11 @@ loop:
 		select {
 		case <-done:
 			break loop
+		case c := <-cfgC:
+			cfgC = nil
+			if watchdog == classify.WatchdogNone && stopSig == nil {
+				arm(c)
+			}
 		case ph := <-sink.changed:
 			curPhase = ph
 			phaseC = nil

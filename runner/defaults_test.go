@@ -15,6 +15,9 @@ func TestDefaults_matchTheConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Runtime.Grace.D() != DefaultGrace {
+		t.Errorf("default.yaml grace = %s, built-in %s", cfg.Runtime.Grace.D(), DefaultGrace)
+	}
 	if cfg.Runtime.TailLines != DefaultTailLines || cfg.Runtime.MaxLine != DefaultMaxLine {
 		t.Errorf("default.yaml tail_lines/max_line = %d/%d, built-in %d/%d", cfg.Runtime.TailLines, cfg.Runtime.MaxLine, DefaultTailLines, DefaultMaxLine)
 	}

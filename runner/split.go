@@ -1,11 +1,17 @@
 package runner
 
-import "bytes"
+import (
+	"bytes"
+	"time"
+)
 
 // Defaults for the zero values of Spec.MaxLine and Spec.TailLines.
 const (
 	DefaultMaxLine   = 8 << 10
 	DefaultTailLines = 200
+	// DefaultGrace is the SIGTERM-to-SIGKILL time used before the config
+	// is read; it is the config's default.
+	DefaultGrace = 30 * time.Second
 )
 
 // LineSplitter cuts a byte stream into lines the way the child's output is
