@@ -4,11 +4,14 @@ export CGO_CFLAGS ?= -Wno-deprecated-declarations
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 BIN := bin/wan22-guard
+# urfave_cli_no_docs leaves out cli's man/markdown generators and the
+# markdown library they pull in, whose package init cost start-up time.
+TAGS ?= urfave_cli_no_docs
 
 .PHONY: build test check fmt vet lint deps golden bench fuzz demo clean
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+	$(GO) build -tags $(TAGS) -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
 
 test:
 	$(GO) test -race -count=1 ./...

@@ -14,7 +14,7 @@ mkdir -p "$out"
 export CGO_CFLAGS="${CGO_CFLAGS:--Wno-deprecated-declarations}"
 PY=${PYTHON:-python3}
 
-go build -o "$out/wan22-guard" .
+go build -tags urfave_cli_no_docs -o "$out/wan22-guard" .
 go build -o "$out/gpucheck" ./gpu/nvml/cmd/gpucheck
 echo "== NVML"
 "$out/gpucheck" | tee "$out/gpucheck.json"
