@@ -479,8 +479,6 @@ type report struct {
 	PeakRSS   int64              `json:"peak_rss_bytes,omitempty"`
 	PeakVRAM  int64              `json:"peak_vram_bytes,omitempty"`
 	Trades    []string           `json:"trades,omitempty"`
-	Last      *journal.Record    `json:"-"`
-	Extra     map[string]any     `json:"extra,omitempty"`
 	Root      *journal.RootCause `json:"root_cause,omitempty"`
 }
 
