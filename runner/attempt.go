@@ -29,12 +29,14 @@ type scanSink struct {
 	phase   classify.Phase
 	changed chan classify.Phase // size 1, latest phase wins
 	seed    int64               // base_seed read from "Generation job args", -1 until seen
+	// wantSeed is whether to look for the seed at all (seed pinning on).
+	wantSeed bool
 }
 
 var seedRE = regexp.MustCompile(`base_seed=(-?\d+)`)
 
-func newScanSink(rules func() *classify.Rules) *scanSink {
-	return &scanSink{rules: rules, phase: classify.PhaseStart, changed: make(chan classify.Phase, 1), seed: -1}
+func newScanSink(rules func() *classify.Rules, wantSeed bool) *scanSink {
+	return &scanSink{rules: rules, phase: classify.PhaseStart, changed: make(chan classify.Phase, 1), seed: -1, wantSeed: wantSeed}
 }
 
 // scanner returns the attempt's scanner, made on first use. Call with mu held.
@@ -50,7 +52,7 @@ func (k *scanSink) Line(_ Stream, line []byte) {
 	sc := k.scanner()
 	sc.Line(line)
 	p := sc.Phase()
-	if k.seed < 0 && len(line) > 20 && containsJobArgs(line) {
+	if k.wantSeed && k.seed < 0 && len(line) > 20 && containsJobArgs(line) {
 		if m := seedRE.FindSubmatch(line); m != nil {
 			if v, err := strconv.ParseInt(string(m[1]), 10, 64); err == nil && v >= 0 {
 				k.seed = v
@@ -101,7 +103,7 @@ func (s *Supervisor) attempt(ctx context.Context, o *Options, cfg *configs.Confi
 			return cfg.Compiled
 		}
 		return o.Config().Compiled
-	})
+	}, o.PinSeed)
 	env := patch.Env
 	if env == nil {
 		env = o.Env

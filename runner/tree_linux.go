@@ -94,10 +94,12 @@ func Descendants(pid int) []int {
 // procInfo is what we need from /proc/<pid>/stat.
 type procInfo struct {
 	pid, ppid int
-	state     byte // R, S, D, Z, ...
+	state     byte   // R, S, D, Z, ...
+	start     uint64 // clock ticks since boot
 }
 
-func listProcs() []procInfo {
+// procNames lists the numeric entries of /proc, one per process.
+func procNames() []string {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return nil
@@ -107,12 +109,17 @@ func listProcs() []procInfo {
 	if err != nil {
 		return nil
 	}
+	return slices.DeleteFunc(names, func(n string) bool {
+		_, err := strconv.Atoi(n)
+		return err != nil
+	})
+}
+
+func listProcs() []procInfo {
+	names := procNames()
 	procs := make([]procInfo, 0, len(names))
 	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
+		pid, _ := strconv.Atoi(name)
 		b, err := os.ReadFile("/proc/" + name + "/stat")
 		if err != nil {
 			continue // gone since the directory was read
@@ -139,7 +146,11 @@ func parseStat(pid int, b []byte) (procInfo, bool) {
 	if err != nil {
 		return procInfo{}, false
 	}
-	return procInfo{pid: pid, ppid: ppid, state: f[0][0]}, true
+	pi := procInfo{pid: pid, ppid: ppid, state: f[0][0]}
+	if len(f) > 19 { // f[0] is field 3 (state); starttime is field 22
+		pi.start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	}
+	return pi, true
 }
 
 func descendants(procs []procInfo, root int, skip map[int]bool) []int {
@@ -216,17 +227,11 @@ func KillLeftovers(runID string, wait time.Duration) []int {
 	}
 	want := []byte(EnvRunID + "=" + runID + "\x00")
 	self := os.Getpid()
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	names, _ := d.Readdirnames(-1)
-	d.Close()
 	var killed []int
 	var fds []unix.PollFd
-	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil || pid == self {
+	for _, name := range procNames() {
+		pid, _ := strconv.Atoi(name)
+		if pid == self {
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + name + "/environ")
@@ -282,16 +287,6 @@ func procStart(pid int) uint64 {
 	if err != nil {
 		return 0
 	}
-	// Fields after the command, which is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	pi, _ := parseStat(pid, b)
+	return pi.start
 }

@@ -124,8 +124,8 @@ func TestParseStat(t *testing.T) {
 		want procInfo
 		ok   bool
 	}{
-		{"plain", "42 (python) S 7 42 42 0", procInfo{42, 7, 'S'}, true},
-		{"comm with spaces and parens", "42 (a) b) (c) Z 1 42 42 0", procInfo{42, 1, 'Z'}, true},
+		{"plain", "42 (python) S 7 42 42 0", procInfo{pid: 42, ppid: 7, state: 'S'}, true},
+		{"comm with spaces and parens", "42 (a) b) (c) Z 1 42 42 0", procInfo{pid: 42, ppid: 1, state: 'Z'}, true},
 		{"truncated", "42 (python)", procInfo{}, false},
 		{"no comm", "42 python S 7", procInfo{}, false},
 	}
@@ -138,7 +138,7 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestDescendants_Tree(t *testing.T) {
-	procs := []procInfo{{1, 0, 'S'}, {10, 1, 'S'}, {11, 10, 'S'}, {12, 11, 'Z'}, {20, 1, 'S'}, {21, 20, 'S'}, {30, 10, 'S'}}
+	procs := []procInfo{{pid: 1, ppid: 0, state: 'S'}, {pid: 10, ppid: 1, state: 'S'}, {pid: 11, ppid: 10, state: 'S'}, {pid: 12, ppid: 11, state: 'Z'}, {pid: 20, ppid: 1, state: 'S'}, {pid: 21, ppid: 20, state: 'S'}, {pid: 30, ppid: 10, state: 'S'}}
 	if got, want := descendants(procs, 10, nil), []int{11, 30, 12}; !slices.Equal(got, want) {
 		t.Errorf("descendants(10) = %v, want %v", got, want)
 	}
